@@ -1,0 +1,33 @@
+//! Slotway: a cluster-aware Redis proxy, and the built-in cluster nodes it
+//! ships with.
+//!
+//! # Architecture
+//!
+//! A request travels through one module per step:
+//!
+//! ```text
+//! client socket -> proxy::session (reads every complete request)
+//!   -> resp::RequestDecoder (zero copy: raw bytes + argument offsets)
+//!   -> command (the one command table: arity, flags, key specs, handling)
+//!   -> cluster::slot (CRC16/XMODEM of the key or its {hash tag})
+//!   -> proxy::topology (ArcSwap snapshot: slot -> master)
+//!   -> proxy::backend (multiplexed, pipelined link per node, FIFO replies)
+//!   -> proxy::dispatch (redirects, retries, failover waits)
+//!   -> session writes replies in request order, batched
+//! ```
+//!
+//! # Modules
+//! - [`resp`]: the wire protocol (requests in, replies out).
+//! - [`command`]: the command table, the single source of routing facts.
+//! - [`cluster`]: cluster vocabulary shared by proxy and nodes: slots,
+//!   redirect errors, CLUSTER NODES parsing.
+//! - [`proxy`]: the proxy role.
+//! - [`config`]: layered, typed configuration.
+//! - [`metrics`]: Prometheus metrics and the admin HTTP endpoint.
+
+pub mod cluster;
+pub mod command;
+pub mod config;
+pub mod metrics;
+pub mod proxy;
+pub mod resp;

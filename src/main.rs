@@ -1,0 +1,5 @@
+//! The `slotway` binary.
+
+fn main() {
+    println!("slotway");
+}

@@ -1,0 +1,1 @@
+//! Metrics. PLACEHOLDER until the Prometheus registry and admin port land.
