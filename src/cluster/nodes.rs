@@ -44,7 +44,7 @@ fn parse_line(line: &str) -> Option<NodeLine> {
     let config_epoch = fields.next()?.parse().ok()?;
     let link = fields.next()?;
     // ip:port@cport[,hostname]
-    let addr = addr_field.split(['@', ',']).next()?.to_string();
+    let addr = normalize_addr(addr_field.split(['@', ',']).next()?);
     let flag = |name: &str| flags.split(',').any(|f| f == name);
     let mut slots = Vec::new();
     for field in fields {
@@ -81,6 +81,17 @@ fn parse_line(line: &str) -> Option<NodeLine> {
     })
 }
 
+/// Writes `host:port` so that it can be connected to: Redis prints IPv6
+/// addresses without brackets (`::1:7001`), which need them (`[::1]:7001`).
+pub fn normalize_addr(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if host.contains(':') && !host.starts_with('[') => {
+            format!("[{host}]:{port}")
+        }
+        _ => addr.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +122,14 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
         let failed = &nodes[4];
         assert!(failed.failed && !failed.connected);
         assert_eq!(failed.slots, vec![7..=7, 9..=9]);
+    }
+
+    #[test]
+    fn ipv6_addresses_get_brackets() {
+        assert_eq!(normalize_addr("::1:7001"), "[::1]:7001");
+        assert_eq!(normalize_addr("[::1]:7001"), "[::1]:7001");
+        assert_eq!(normalize_addr("127.0.0.1:7001"), "127.0.0.1:7001");
+        assert_eq!(normalize_addr("redis-1:6379"), "redis-1:6379");
     }
 
     #[test]

@@ -1,1 +1,165 @@
-//! The proxy role.
+//! The proxy role: accept plain Redis clients and serve them from a cluster.
+//!
+//! [`run`] binds the listeners and starts three kinds of tasks: the
+//! refresher that keeps the slot map current ([`refresh`]), one task per
+//! backend link ([`backend`]), and one task per client ([`session`]).
+
+pub mod backend;
+pub mod dispatch;
+pub mod local;
+pub mod multikey;
+pub mod refresh;
+pub mod router;
+pub mod session;
+pub mod topology;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::config::ProxyConfig;
+use crate::metrics::Metrics;
+
+use local::ClientState;
+use refresh::ClusterView;
+
+/// The Redis version the proxy reports in INFO and HELLO: the command set it
+/// routes is Redis 7.0's.
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// Counters INFO reports.
+#[derive(Debug)]
+pub struct Stats {
+    pub started: Instant,
+    pub port: u16,
+    pub connected_clients: AtomicU64,
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub commands_processed: AtomicU64,
+}
+
+/// Everything a session needs, shared by all of them.
+pub struct Proxy {
+    pub config: Arc<ProxyConfig>,
+    pub cluster: Arc<ClusterView>,
+    pub metrics: Arc<Metrics>,
+    pub stats: Stats,
+    next_client_id: AtomicU64,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Runs the proxy until `shutdown` completes.
+///
+/// # Errors
+/// [`RunError`] when a listener cannot be bound.
+pub async fn run(
+    config: Arc<ProxyConfig>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(Metrics::new(&registry)?);
+    let ready = Arc::new(AtomicBool::new(false));
+    let proxy = start(config, metrics, ready, &listener);
+    tracing::info!(listen = %proxy.config.listen, seeds = ?proxy.config.cluster.seeds, "slotway proxy started");
+    serve(listener, proxy, shutdown).await;
+    Ok(())
+}
+
+/// Builds the shared state and starts the refresher.
+pub fn start(
+    config: Arc<ProxyConfig>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    listener: &TcpListener,
+) -> Arc<Proxy> {
+    let cluster = ClusterView::new(config.clone(), metrics.clone(), ready);
+    tokio::spawn(cluster.clone().run_refresher());
+    Arc::new(Proxy {
+        stats: Stats {
+            started: Instant::now(),
+            port: listener.local_addr().map(|a| a.port()).unwrap_or(0),
+            connected_clients: AtomicU64::new(0),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+        },
+        config,
+        cluster,
+        metrics,
+        next_client_id: AtomicU64::new(1),
+    })
+}
+
+/// Accepts clients until `shutdown` completes.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let stats = &proxy.stats;
+        stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        proxy.metrics.client_connections_total.inc();
+        if stats.connected_clients.load(Ordering::Relaxed) as usize
+            >= proxy.config.limits.max_clients
+        {
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+            });
+            continue;
+        }
+        let client = ClientState {
+            id: proxy.next_client_id.fetch_add(1, Ordering::Relaxed),
+            addr,
+            name: None,
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            proxy
+                .stats
+                .connected_clients
+                .fetch_add(1, Ordering::Relaxed);
+            proxy.metrics.client_connections.inc();
+            session::serve(proxy.clone(), stream, client).await;
+            proxy.metrics.client_connections.dec();
+            proxy
+                .stats
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}

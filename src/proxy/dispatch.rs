@@ -1,0 +1,333 @@
+//! Executing a routed request: send it, and absorb what the cluster says
+//! back (redirects, transient errors, dead or frozen masters) so the client
+//! sees one server.
+//!
+//! The decision for each reply is one pure function ([`next_step`]); the
+//! loop in [`execute`] only carries it out. The rules:
+//! - `MOVED`: fix the slot in the map at once, refresh in the background,
+//!   resend. `ASK`: resend once to the named node behind `ASKING`.
+//! - `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`: retry with backoff
+//!   until the retry deadline, then hand the error to the client.
+//! - A request that never left the proxy (link down): wait for the
+//!   topology to change (a replica promoted, the node back), then resend,
+//!   until the failover deadline.
+//! - A request that may have reached a node that then failed or stopped
+//!   answering: read-only commands are resent like the above; anything else
+//!   gets an error saying its outcome is unknown, so no write is ever
+//!   applied twice by the proxy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::cluster::redirect::{self, ClusterError};
+
+use super::Proxy;
+use super::backend::{BackendError, FailureKind, Node, ReplyResult, Sent};
+use super::refresh::RefreshReason;
+
+/// Where a request should go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The master owning this slot in the current snapshot.
+    Slot(u16),
+    /// Any master (a keyless command every master answers alike).
+    AnyMaster,
+    /// This node, whatever the topology says (fan-out to every master).
+    Node(Arc<Node>),
+}
+
+/// What to do after one attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Hand this reply to the client.
+    Deliver,
+    /// The slot moved for good: fix the map and resend.
+    Moved { slot: u16, addr: String },
+    /// Resend once to this node behind ASKING.
+    Ask { addr: String },
+    /// A transient cluster error: back off and resend.
+    RetryLater,
+    /// The request did not reach a node (or may have, and is safe to
+    /// repeat): wait for the topology, then resend.
+    AwaitTopology,
+    /// The request may have been executed and must not be repeated.
+    OutcomeUnknown,
+}
+
+/// Decides what a reply (or failure) means for the request.
+fn next_step(result: &ReplyResult, readonly: bool) -> Step {
+    match result {
+        Ok(reply) => {
+            if reply.first() != Some(&b'-') {
+                return Step::Deliver;
+            }
+            match redirect::parse(reply) {
+                None => Step::Deliver,
+                Some(ClusterError::Moved { slot, addr }) => Step::Moved { slot, addr },
+                Some(ClusterError::Ask { addr, .. }) => Step::Ask { addr },
+                Some(
+                    ClusterError::TryAgain
+                    | ClusterError::ClusterDown
+                    | ClusterError::Loading
+                    | ClusterError::MasterDown,
+                ) => Step::RetryLater,
+            }
+        }
+        Err(err) if err.sent == Sent::No || readonly => Step::AwaitTopology,
+        Err(_) => Step::OutcomeUnknown,
+    }
+}
+
+/// A redirect's address may lack a host (`:7001`) when the node does not
+/// know its own; it then shares the host of the node that sent it.
+fn with_host(addr: &str, sender: &str) -> String {
+    if let Some(port) = addr.strip_prefix(':') {
+        let host = sender.rsplit_once(':').map_or(sender, |(h, _)| h);
+        format!("{host}:{port}")
+    } else {
+        addr.to_string()
+    }
+}
+
+/// Sends `request` (raw RESP) to `target` and returns the reply for the
+/// client, with every redirect, retry and failover wait absorbed.
+pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bool) -> Bytes {
+    let cfg = &proxy.config;
+    let started = Instant::now();
+    let retry_deadline = started + Duration::from_millis(cfg.retry.retry_deadline_ms);
+    let failover_deadline = started + Duration::from_millis(cfg.retry.failover_deadline_ms);
+    let request_timeout = Duration::from_millis(cfg.backend.request_timeout_ms);
+    let mut redirects = 0u32;
+    let mut backoff = Duration::from_millis(5);
+    let mut ask_node: Option<Arc<Node>> = None;
+    let mut last_failure: Option<BackendError> = None;
+    loop {
+        let (node, asking) = match ask_node.take() {
+            Some(node) => (node, true),
+            None => match pick(proxy, &target) {
+                Some(node) => (node, false),
+                None => {
+                    if !await_topology(proxy, failover_deadline).await {
+                        return no_owner_error(&target, last_failure.as_ref());
+                    }
+                    continue;
+                }
+            },
+        };
+        let result =
+            match tokio::time::timeout(request_timeout, node.send(request.clone(), asking)).await {
+                Ok(Ok(result)) => result,
+                // The link dropped the request with its connection.
+                Ok(Err(_)) => Err(BackendError {
+                    addr: node.addr().into(),
+                    kind: FailureKind::Closed,
+                    sent: Sent::Maybe,
+                }),
+                Err(_) => {
+                    // No answer in time: the node may be frozen. Stop queueing
+                    // behind it until it answers a PING again.
+                    node.reset();
+                    Err(BackendError {
+                        addr: node.addr().into(),
+                        kind: FailureKind::Timeout,
+                        sent: Sent::Maybe,
+                    })
+                }
+            };
+        match next_step(&result, readonly) {
+            Step::Deliver => {
+                return result.unwrap_or_default();
+            }
+            Step::Moved { slot, addr } => {
+                proxy
+                    .metrics
+                    .redirects_total
+                    .with_label_values(&["moved"])
+                    .inc();
+                redirects += 1;
+                if redirects > cfg.retry.max_redirects {
+                    return result.unwrap_or_default();
+                }
+                proxy
+                    .cluster
+                    .apply_moved(slot, &with_host(&addr, node.addr()));
+            }
+            Step::Ask { addr } => {
+                proxy
+                    .metrics
+                    .redirects_total
+                    .with_label_values(&["ask"])
+                    .inc();
+                redirects += 1;
+                if redirects > cfg.retry.max_redirects {
+                    return result.unwrap_or_default();
+                }
+                ask_node = Some(proxy.cluster.node(&with_host(&addr, node.addr())));
+            }
+            Step::RetryLater => {
+                let kind = match result.as_ref().ok().and_then(|r| redirect::parse(r)) {
+                    Some(ClusterError::TryAgain) => "tryagain",
+                    Some(ClusterError::Loading) => "loading",
+                    _ => "clusterdown",
+                };
+                proxy
+                    .metrics
+                    .redirects_total
+                    .with_label_values(&[kind])
+                    .inc();
+                if Instant::now() + backoff > retry_deadline {
+                    return result.unwrap_or_default();
+                }
+                if kind == "clusterdown" {
+                    proxy.cluster.request_refresh(RefreshReason::NodeDown);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+            }
+            Step::AwaitTopology => {
+                let err = result.err();
+                if let Some(err) = &err {
+                    note_failure(proxy, err);
+                }
+                last_failure = err;
+                proxy.cluster.request_refresh(RefreshReason::NodeDown);
+                if !await_topology(proxy, failover_deadline).await {
+                    return unavailable_error(last_failure.as_ref());
+                }
+            }
+            Step::OutcomeUnknown => {
+                if let Err(err) = &result {
+                    note_failure(proxy, err);
+                    proxy.metrics.unknown_outcome_total.inc();
+                    proxy.cluster.request_refresh(RefreshReason::NodeDown);
+                    return outcome_unknown_error(err);
+                }
+                return result.unwrap_or_default();
+            }
+        }
+    }
+}
+
+fn pick(proxy: &Proxy, target: &Target) -> Option<Arc<Node>> {
+    match target {
+        Target::Node(node) => Some(node.clone()),
+        Target::Slot(slot) => proxy.cluster.snapshot().master(*slot).cloned(),
+        Target::AnyMaster => {
+            let topo = proxy.cluster.snapshot();
+            let masters = topo.masters();
+            masters
+                .iter()
+                .find(|n| n.is_ready())
+                .or(masters.first())
+                .cloned()
+        }
+    }
+}
+
+fn note_failure(proxy: &Proxy, err: &BackendError) {
+    proxy
+        .metrics
+        .backend_errors_total
+        .with_label_values(&[&err.addr, err.kind_label()])
+        .inc();
+}
+
+/// Waits for the next topology snapshot, or one fast-poll interval, but not
+/// past `deadline`. False once the deadline has passed.
+async fn await_topology(proxy: &Proxy, deadline: Instant) -> bool {
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    let poll = Duration::from_millis(proxy.config.cluster.failing_poll_interval_ms);
+    let wait = poll.min(deadline - now);
+    let mut versions = proxy.cluster.subscribe();
+    let _ = tokio::time::timeout(wait, versions.changed()).await;
+    true
+}
+
+fn outcome_unknown_error(err: &BackendError) -> Bytes {
+    Bytes::from(format!(
+        "-ERR outcome unknown: the connection to master {} {} after the command was sent; \
+         it may or may not have been applied\r\n",
+        err.addr,
+        match err.kind {
+            FailureKind::Timeout => "stopped answering",
+            _ => "was lost",
+        }
+    ))
+}
+
+fn unavailable_error(err: Option<&BackendError>) -> Bytes {
+    match err {
+        Some(err) => Bytes::from(format!(
+            "-CLUSTERDOWN master {} is unreachable and no replica took over before the failover deadline\r\n",
+            err.addr
+        )),
+        None => Bytes::from_static(b"-CLUSTERDOWN The cluster is down\r\n"),
+    }
+}
+
+fn no_owner_error(target: &Target, err: Option<&BackendError>) -> Bytes {
+    match (target, err) {
+        (_, Some(err)) => unavailable_error(Some(err)),
+        (Target::Slot(_), None) => Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n"),
+        _ => Bytes::from_static(b"-CLUSTERDOWN The cluster is down\r\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(sent: Sent) -> ReplyResult {
+        Err(BackendError {
+            addr: "127.0.0.1:1".into(),
+            kind: FailureKind::Closed,
+            sent,
+        })
+    }
+
+    #[test]
+    fn replies_and_redirects() {
+        let ok: ReplyResult = Ok(Bytes::from_static(b"+OK\r\n"));
+        assert_eq!(next_step(&ok, false), Step::Deliver);
+        let wrongtype: ReplyResult = Ok(Bytes::from_static(b"-WRONGTYPE Operation\r\n"));
+        assert_eq!(next_step(&wrongtype, false), Step::Deliver);
+        let moved: ReplyResult = Ok(Bytes::from_static(b"-MOVED 1 127.0.0.1:2\r\n"));
+        assert_eq!(
+            next_step(&moved, true),
+            Step::Moved {
+                slot: 1,
+                addr: "127.0.0.1:2".into()
+            }
+        );
+        let ask: ReplyResult = Ok(Bytes::from_static(b"-ASK 1 127.0.0.1:2\r\n"));
+        assert_eq!(
+            next_step(&ask, true),
+            Step::Ask {
+                addr: "127.0.0.1:2".into()
+            }
+        );
+        let tryagain: ReplyResult = Ok(Bytes::from_static(b"-TRYAGAIN x\r\n"));
+        assert_eq!(next_step(&tryagain, false), Step::RetryLater);
+    }
+
+    #[test]
+    fn writes_that_may_have_run_are_never_resent() {
+        assert_eq!(next_step(&err(Sent::No), false), Step::AwaitTopology);
+        assert_eq!(next_step(&err(Sent::Maybe), true), Step::AwaitTopology);
+        assert_eq!(next_step(&err(Sent::Maybe), false), Step::OutcomeUnknown);
+    }
+
+    #[test]
+    fn redirect_without_host_uses_the_senders() {
+        assert_eq!(with_host(":7001", "127.0.0.1:7000"), "127.0.0.1:7001");
+        assert_eq!(
+            with_host("10.0.0.1:7001", "127.0.0.1:7000"),
+            "10.0.0.1:7001"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Commands the proxy answers itself, as one plain Redis server would:
+//! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT SETNAME/GETNAME/ID,
+//! CLUSTER KEYSLOT, READONLY/READWRITE, and DBSIZE (summed over masters).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cluster::key_slot;
+use crate::command::CommandSpec;
+use crate::resp::{Frame, Request, encode};
+
+use super::Proxy;
+use super::dispatch::{Target, execute};
+
+/// What the proxy remembers about one client.
+#[derive(Debug)]
+pub struct ClientState {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub name: Option<Bytes>,
+}
+
+/// A local command's reply.
+pub enum LocalReply {
+    Now(Bytes),
+    /// Reply, then close the connection.
+    Quit(Bytes),
+    /// The reply needs the cluster (INFO's keyspace).
+    Later(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+}
+
+const OK: &[u8] = b"+OK\r\n";
+
+fn error(text: &str) -> LocalReply {
+    let mut out = BytesMut::new();
+    encode::error(&mut out, text);
+    LocalReply::Now(out.freeze())
+}
+
+fn bulk(data: &[u8]) -> LocalReply {
+    let mut out = BytesMut::with_capacity(data.len() + 16);
+    encode::bulk(&mut out, data);
+    LocalReply::Now(out.freeze())
+}
+
+fn integer(n: i64) -> LocalReply {
+    let mut out = BytesMut::with_capacity(24);
+    encode::integer(&mut out, n);
+    LocalReply::Now(out.freeze())
+}
+
+/// Answers a command routed as local. Arity was checked by the table.
+pub fn answer(
+    proxy: &Arc<Proxy>,
+    client: &mut ClientState,
+    spec: &CommandSpec,
+    req: &Request,
+) -> LocalReply {
+    let arg = |i| req.arg(i).unwrap_or_default();
+    match spec.name {
+        "ping" => match req.len() {
+            1 => LocalReply::Now(Bytes::from_static(b"+PONG\r\n")),
+            2 => bulk(arg(1)),
+            _ => error("ERR wrong number of arguments for 'ping' command"),
+        },
+        "echo" => bulk(arg(1)),
+        "quit" => LocalReply::Quit(Bytes::from_static(OK)),
+        "readonly" | "readwrite" => LocalReply::Now(Bytes::from_static(OK)),
+        "select" => match std::str::from_utf8(arg(1))
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(0) => LocalReply::Now(Bytes::from_static(OK)),
+            Some(_) => error("ERR DB index is out of range"),
+            None => error("ERR value is not an integer or out of range"),
+        },
+        "auth" => auth(&req.args().skip(1).collect::<Vec<_>>()),
+        "hello" => hello(client, req),
+        "cluster|keyslot" => integer(i64::from(key_slot(arg(2)))),
+        "client|id" => integer(client.id as i64),
+        "client|getname" => match &client.name {
+            Some(name) => bulk(name),
+            None => LocalReply::Now(Bytes::from_static(b"$-1\r\n")),
+        },
+        "client|setname" => match set_name(client, arg(2)) {
+            Ok(()) => LocalReply::Now(Bytes::from_static(OK)),
+            Err(e) => error(e),
+        },
+        "client|setinfo" => LocalReply::Now(Bytes::from_static(OK)),
+        "info" => {
+            let proxy = proxy.clone();
+            let sections: Vec<String> = req
+                .args()
+                .skip(1)
+                .map(|s| String::from_utf8_lossy(s).to_lowercase())
+                .collect();
+            LocalReply::Later(Box::pin(async move { info(&proxy, &sections).await }))
+        }
+        other => error(&format!("ERR '{other}' has no local handler in this proxy")),
+    }
+}
+
+/// The proxy has no password: it behaves like a server whose default user
+/// is `nopass`.
+fn auth(args: &[&[u8]]) -> LocalReply {
+    match args {
+        [_password] => error(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        ),
+        [user, _password] if *user == b"default" => LocalReply::Now(Bytes::from_static(OK)),
+        _ => error("WRONGPASS invalid username-password pair or user is disabled."),
+    }
+}
+
+fn set_name(client: &mut ClientState, name: &[u8]) -> Result<(), &'static str> {
+    if name.iter().any(|&c| c <= b' ' || c > b'~') {
+        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    client.name = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
+    Ok(())
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only for now.
+fn hello(client: &mut ClientState, req: &Request) -> LocalReply {
+    let mut i = 1;
+    if let Some(ver) = req.arg(1) {
+        match std::str::from_utf8(ver)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(2) => {}
+            Some(3) => return error("NOPROTO this proxy does not speak RESP3 yet"),
+            Some(_) => return error("NOPROTO unsupported protocol version"),
+            None => return error("ERR Protocol version is not an integer or out of range"),
+        }
+        i = 2;
+    }
+    while let Some(opt) = req.arg(i) {
+        if opt.eq_ignore_ascii_case(b"AUTH") && i + 2 < req.len() {
+            let user = req.arg(i + 1).unwrap_or_default();
+            let pass = req.arg(i + 2).unwrap_or_default();
+            if let LocalReply::Now(reply) = auth(&[user, pass]) {
+                if reply.first() == Some(&b'-') {
+                    return LocalReply::Now(reply);
+                }
+            }
+            i += 3;
+        } else if opt.eq_ignore_ascii_case(b"SETNAME") && i + 1 < req.len() {
+            if let Err(e) = set_name(client, req.arg(i + 1).unwrap_or_default()) {
+                return error(e);
+            }
+            i += 2;
+        } else {
+            return error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(opt)
+            ));
+        }
+    }
+    let mut out = BytesMut::with_capacity(160);
+    encode::array_header(&mut out, 14);
+    for (key, value) in [
+        ("server", "redis"),
+        ("version", crate::proxy::REDIS_VERSION),
+    ] {
+        encode::bulk(&mut out, key.as_bytes());
+        encode::bulk(&mut out, value.as_bytes());
+    }
+    encode::bulk(&mut out, b"proto");
+    encode::integer(&mut out, 2);
+    encode::bulk(&mut out, b"id");
+    encode::integer(&mut out, client.id as i64);
+    for (key, value) in [("mode", "standalone"), ("role", "master")] {
+        encode::bulk(&mut out, key.as_bytes());
+        encode::bulk(&mut out, value.as_bytes());
+    }
+    encode::bulk(&mut out, b"modules");
+    encode::array_header(&mut out, 0);
+    LocalReply::Now(out.freeze())
+}
+
+/// Sends `request` to every master and sums the integer replies (DBSIZE).
+pub async fn sum_over_masters(proxy: &Proxy, request: Bytes) -> Bytes {
+    let masters: Vec<_> = proxy.cluster.snapshot().masters().to_vec();
+    if masters.is_empty() {
+        return Bytes::from_static(b"-CLUSTERDOWN The cluster is down\r\n");
+    }
+    let replies = futures_util::future::join_all(
+        masters
+            .into_iter()
+            .map(|node| execute(proxy, request.clone(), Target::Node(node), true)),
+    )
+    .await;
+    let mut sum: i64 = 0;
+    for reply in replies {
+        match Frame::parse(&reply) {
+            Ok(Some((Frame::Integer(n), _))) => sum = sum.saturating_add(n),
+            _ => return reply,
+        }
+    }
+    let mut out = BytesMut::with_capacity(24);
+    encode::integer(&mut out, sum);
+    out.freeze()
+}
+
+/// INFO: the proxy's own server, clients and stats sections, `cluster_enabled:0`
+/// (the proxy presents itself as a plain server), and the keyspace summed
+/// over every master.
+async fn info(proxy: &Proxy, sections: &[String]) -> Bytes {
+    let all = sections.is_empty()
+        || sections
+            .iter()
+            .any(|s| s == "all" || s == "everything" || s == "default");
+    let wants = |name: &str| all || sections.iter().any(|s| s == name);
+    let stats = &proxy.stats;
+    let mut text = String::new();
+    if wants("server") {
+        let uptime = stats.started.elapsed().as_secs();
+        text.push_str(&format!(
+            "# Server\r\nredis_version:{}\r\nslotway_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
+            super::REDIS_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            usize::BITS,
+            std::process::id(),
+            stats.port,
+            uptime,
+            uptime / 86400,
+        ));
+    }
+    if wants("clients") {
+        text.push_str(&format!(
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            stats.connected_clients.load(Ordering::Relaxed),
+            proxy.config.limits.max_clients
+        ));
+    }
+    if wants("stats") {
+        text.push_str(&format!(
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
+            stats.connections_received.load(Ordering::Relaxed),
+            stats.commands_processed.load(Ordering::Relaxed),
+            stats.rejected_connections.load(Ordering::Relaxed),
+        ));
+    }
+    if wants("cluster") {
+        text.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
+    }
+    if wants("keyspace") {
+        text.push_str("# Keyspace\r\n");
+        match keyspace(proxy).await {
+            Ok(Some((keys, expires))) => {
+                text.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
+            }
+            Ok(None) => {}
+            Err(reply) => return reply,
+        }
+        text.push_str("\r\n");
+    }
+    let text = text.trim_end_matches("\r\n");
+    let mut out = BytesMut::with_capacity(text.len() + 16);
+    encode::bulk(&mut out, text.as_bytes());
+    out.freeze()
+}
+
+/// Sums `db0:keys=..,expires=..` over every master's INFO keyspace.
+async fn keyspace(proxy: &Proxy) -> Result<Option<(u64, u64)>, Bytes> {
+    let request = Request::from_args(&["INFO", "keyspace"]).raw().clone();
+    let masters: Vec<_> = proxy.cluster.snapshot().masters().to_vec();
+    let replies = futures_util::future::join_all(
+        masters
+            .into_iter()
+            .map(|node| execute(proxy, request.clone(), Target::Node(node), true)),
+    )
+    .await;
+    let (mut keys, mut expires, mut any) = (0u64, 0u64, false);
+    for reply in replies {
+        let text = match Frame::parse(&reply) {
+            Ok(Some((frame, _))) if frame.as_bytes().is_some() => {
+                String::from_utf8_lossy(frame.as_bytes().map(|b| &b[..]).unwrap_or_default())
+                    .into_owned()
+            }
+            _ => return Err(reply),
+        };
+        for line in text.lines() {
+            let Some(fields) = line.strip_prefix("db0:") else {
+                continue;
+            };
+            for field in fields.split(',') {
+                match field.split_once('=') {
+                    Some(("keys", n)) => keys += n.parse::<u64>().unwrap_or(0),
+                    Some(("expires", n)) => expires += n.parse::<u64>().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            any = true;
+        }
+    }
+    Ok(any.then_some((keys, expires)))
+}

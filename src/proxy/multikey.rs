@@ -1,0 +1,206 @@
+//! Multi-key commands across slots: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH.
+//!
+//! The request is split into one sub-request per slot (each key travels with
+//! its `group` arguments, e.g. MSET's value), the parts run concurrently, and
+//! the replies are merged as one server would have answered. Only commands
+//! whose meaning survives the split are listed in the router; every other
+//! multi-slot command gets CROSSSLOT.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cluster::key_slot;
+use crate::resp::reply::reply_len;
+use crate::resp::{Request, encode};
+
+use super::Proxy;
+use super::dispatch::{Target, execute};
+use super::router::Merge;
+
+/// One sub-request: its slot, its arguments, and for each key the index of
+/// that key among the request's keys (to put MGET's values back in order).
+pub struct Part<'a> {
+    pub slot: u16,
+    pub args: Vec<&'a [u8]>,
+    pub key_indices: Vec<usize>,
+}
+
+/// Splits `req` per slot. Keys start at `first_key` and come in groups of
+/// `group` arguments.
+pub fn split(req: &Request, first_key: usize, group: usize) -> Vec<Part<'_>> {
+    let name = req.name();
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    let mut key_index = 0;
+    let mut pos = first_key;
+    while pos < req.len() {
+        let key = req.arg(pos).unwrap_or_default();
+        let slot = key_slot(key);
+        let i = match parts.iter().position(|p| p.slot == slot) {
+            Some(i) => i,
+            None => {
+                parts.push(Part {
+                    slot,
+                    args: vec![name],
+                    key_indices: Vec::new(),
+                });
+                parts.len() - 1
+            }
+        };
+        if let Some(part) = parts.get_mut(i) {
+            part.args
+                .extend((pos..pos + group).filter_map(|p| req.arg(p)));
+            part.key_indices.push(key_index);
+        }
+        key_index += 1;
+        pos += group;
+    }
+    parts
+}
+
+/// Runs a split command and merges the parts' replies.
+pub async fn execute_split(
+    proxy: &Proxy,
+    req: &Request,
+    how: Merge,
+    group: usize,
+    first_key: usize,
+    readonly: bool,
+) -> Bytes {
+    let parts = split(req, first_key, group);
+    let requests = parts.iter().map(|part| {
+        let raw = Request::from_args(&part.args).raw().clone();
+        execute(proxy, raw, Target::Slot(part.slot), readonly)
+    });
+    let replies = futures_util::future::join_all(requests).await;
+    merge(how, &parts, &replies)
+}
+
+/// Merges the parts' replies (in part order) into the reply one server
+/// would have sent. An error in any part is the answer (the first one).
+pub fn merge(how: Merge, parts: &[Part<'_>], replies: &[Bytes]) -> Bytes {
+    if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
+        return err.clone();
+    }
+    match how {
+        Merge::Ok => Bytes::from_static(b"+OK\r\n"),
+        Merge::Sum => {
+            let mut sum: i64 = 0;
+            for reply in replies {
+                match parse_integer(reply) {
+                    Some(n) => sum = sum.saturating_add(n),
+                    None => return unexpected(reply),
+                }
+            }
+            let mut out = BytesMut::with_capacity(24);
+            encode::integer(&mut out, sum);
+            out.freeze()
+        }
+        Merge::Values => {
+            let total_keys: usize = parts.iter().map(|p| p.key_indices.len()).sum();
+            let mut values: Vec<Bytes> = vec![Bytes::new(); total_keys];
+            for (part, reply) in parts.iter().zip(replies) {
+                let Some(elements) = array_elements(reply) else {
+                    return unexpected(reply);
+                };
+                if elements.len() != part.key_indices.len() {
+                    return unexpected(reply);
+                }
+                for (&i, value) in part.key_indices.iter().zip(elements) {
+                    if let Some(v) = values.get_mut(i) {
+                        *v = value;
+                    }
+                }
+            }
+            let mut out =
+                BytesMut::with_capacity(16 + values.iter().map(Bytes::len).sum::<usize>());
+            encode::array_header(&mut out, values.len());
+            for v in &values {
+                out.extend_from_slice(v);
+            }
+            out.freeze()
+        }
+    }
+}
+
+fn parse_integer(reply: &[u8]) -> Option<i64> {
+    let digits = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The raw elements of an array reply, zero-copy.
+fn array_elements(reply: &Bytes) -> Option<Vec<Bytes>> {
+    let header_end = reply.windows(2).position(|w| w == b"\r\n")?;
+    let count: usize = std::str::from_utf8(reply.get(1..header_end)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    if reply.first() != Some(&b'*') {
+        return None;
+    }
+    let mut pos = header_end + 2;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = reply_len(reply.get(pos..)?).ok()??;
+        out.push(reply.slice(pos..pos + len));
+        pos += len;
+    }
+    Some(out)
+}
+
+fn unexpected(reply: &[u8]) -> Bytes {
+    Bytes::from(format!(
+        "-ERR unexpected reply from a master while merging a multi-key command: {}\r\n",
+        String::from_utf8_lossy(reply.get(..reply.len().min(64)).unwrap_or_default()).trim_end()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_groups_and_order() {
+        let req = Request::from_args(&["MSET", "a", "1", "b", "2", "{a}x", "3"]);
+        let parts = split(&req, 1, 2);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].args, vec![&b"MSET"[..], b"a", b"1", b"{a}x", b"3"]);
+        assert_eq!(parts[0].key_indices, vec![0, 2]);
+        assert_eq!(parts[1].args, vec![&b"MSET"[..], b"b", b"2"]);
+        assert_eq!(parts[1].key_indices, vec![1]);
+    }
+
+    #[test]
+    fn merge_puts_values_back_in_order() {
+        let req = Request::from_args(&["MGET", "a", "b", "{a}x"]);
+        let parts = split(&req, 1, 1);
+        let replies = [
+            Bytes::from_static(b"*2\r\n$1\r\n1\r\n$1\r\n3\r\n"),
+            Bytes::from_static(b"*1\r\n$-1\r\n"),
+        ];
+        assert_eq!(
+            &merge(Merge::Values, &parts, &replies)[..],
+            b"*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n"
+        );
+        let sums = [Bytes::from_static(b":2\r\n"), Bytes::from_static(b":1\r\n")];
+        assert_eq!(&merge(Merge::Sum, &parts, &sums)[..], b":3\r\n");
+        let err = [
+            Bytes::from_static(b":2\r\n"),
+            Bytes::from_static(b"-ERR x\r\n"),
+        ];
+        assert_eq!(&merge(Merge::Sum, &parts, &err)[..], b"-ERR x\r\n");
+    }
+
+    #[test]
+    fn array_elements_are_sliced_raw() {
+        let reply = Bytes::from_static(b"*3\r\n$1\r\na\r\n$-1\r\n$0\r\n\r\n");
+        let els = array_elements(&reply).unwrap();
+        assert_eq!(
+            els,
+            vec![
+                Bytes::from_static(b"$1\r\na\r\n"),
+                Bytes::from_static(b"$-1\r\n"),
+                Bytes::from_static(b"$0\r\n\r\n")
+            ]
+        );
+        assert_eq!(parse_integer(b":42\r\n"), Some(42));
+    }
+}

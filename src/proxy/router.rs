@@ -1,0 +1,272 @@
+//! Routing: from a request to what the proxy does with it. A pure function
+//! of the request and the command table; no I/O, no clock, no topology.
+//!
+//! How each command is handled is data ([`handling`]): a short list of
+//! exceptions, and a default derived from the table's flags and key specs.
+
+use crate::cluster::key_slot;
+use crate::cluster::redirect::CROSSSLOT;
+use crate::command::{self, CommandSpec, flags};
+use crate::resp::Request;
+
+/// How a split command's partial replies are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// MGET: the values, back in argument order.
+    Values,
+    /// MSET: `+OK` once every part succeeded.
+    Ok,
+    /// DEL, UNLINK, EXISTS, TOUCH: the sum of the integers.
+    Sum,
+}
+
+/// What the proxy does with a command, before looking at its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handling {
+    /// Forwarded to the master owning the slot of its keys (all keys must
+    /// share one slot, else CROSSSLOT).
+    ByKey,
+    /// Split per slot, sent concurrently, merged. `group` is the number of
+    /// arguments that travel with each key (2 for MSET's key/value pairs).
+    Split { merge: Merge, group: usize },
+    /// Keyless; every master answers alike, so one is asked.
+    AnyMaster,
+    /// Sent to every master; the integer replies are summed (DBSIZE).
+    AllMastersSum,
+    /// Answered by the proxy itself.
+    Local,
+    /// Not served through the proxy (yet), with the reason given to clients.
+    Unsupported(&'static str),
+}
+
+const SESSION_STATE: &str =
+    "needs a pinned backend connection, which this proxy does not provide yet";
+const BLOCKING: &str = "is a blocking command, which this proxy does not serve yet";
+const PUBSUB: &str = "is a pub/sub command, which this proxy does not serve yet";
+const SCRIPTS: &str = "runs scripts or functions, which this proxy does not serve yet";
+const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
+const FAN_OUT: &str = "must reach every master, which this proxy does not do for it yet";
+
+/// The handling of the command named `name` (lower case, subcommands as
+/// `container|sub`), given its table entry.
+pub fn handling(spec: &CommandSpec) -> Handling {
+    use Handling::*;
+    match spec.name {
+        "mget" => Split {
+            merge: Merge::Values,
+            group: 1,
+        },
+        "mset" => Split {
+            merge: Merge::Ok,
+            group: 2,
+        },
+        "del" | "unlink" | "exists" | "touch" => Split {
+            merge: Merge::Sum,
+            group: 1,
+        },
+        "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
+        | "readwrite" | "cluster|keyslot" | "client|setname" | "client|getname" | "client|id"
+        | "client|setinfo" => Local,
+        "dbsize" => AllMastersSum,
+        "command"
+        | "command|count"
+        | "command|info"
+        | "command|docs"
+        | "command|list"
+        | "command|getkeys"
+        | "command|getkeysandflags"
+        | "config|get"
+        | "time"
+        | "lastsave" => AnyMaster,
+        "multi" | "exec" | "discard" | "watch" | "unwatch" | "reset" => Unsupported(SESSION_STATE),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+            Unsupported(SCRIPTS)
+        }
+        "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
+        | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
+        _ if spec.has_flag(flags::BLOCKING) => Unsupported(BLOCKING),
+        _ if spec.has_flag(flags::PUBSUB) => Unsupported(PUBSUB),
+        _ if spec.name.starts_with("script|") || spec.name.starts_with("function|") => {
+            Unsupported(SCRIPTS)
+        }
+        _ if !spec.key_specs.is_empty() => ByKey,
+        _ => Unsupported(FAN_OUT),
+    }
+}
+
+/// Where one request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To the master of this slot.
+    Slot {
+        slot: u16,
+        readonly: bool,
+    },
+    Split {
+        merge: Merge,
+        group: usize,
+        first_key: usize,
+        readonly: bool,
+    },
+    AnyMaster {
+        readonly: bool,
+    },
+    AllMastersSum,
+    Local,
+    /// Answered at once with this error (without the leading `-`).
+    Error(String),
+}
+
+/// Routes `req`, returning its table entry (when it has one) too. Errors
+/// (unknown command, arity, CROSSSLOT, unsupported) come back as
+/// [`Route::Error`] with Redis's wording.
+pub fn route(req: &Request) -> (Option<&'static CommandSpec>, Route) {
+    match command::lookup(req) {
+        Ok(spec) => (Some(spec), route_known(spec, req)),
+        Err(err) => (None, Route::Error(err.to_string())),
+    }
+}
+
+fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
+    let readonly = spec.has_flag(flags::READONLY) && !spec.has_flag(flags::WRITE);
+    match handling(spec) {
+        Handling::Local => Route::Local,
+        Handling::AnyMaster => Route::AnyMaster { readonly },
+        Handling::AllMastersSum => Route::AllMastersSum,
+        Handling::Unsupported(why) => Route::Error(format!(
+            "ERR '{}' {why}",
+            spec.name.replace('|', " ").to_uppercase()
+        )),
+        Handling::Split { merge, group } => {
+            let keys = match spec.keys(req) {
+                Ok(k) => k,
+                Err(err) => return Route::Error(err.to_string()),
+            };
+            let positions = keys.as_slice();
+            // MSET's arity check passes `MSET k v k`; Redis answers that too.
+            if group > 1 && (req.len() - 1) % group != 0 {
+                return Route::Error(format!(
+                    "ERR wrong number of arguments for '{}' command",
+                    spec.name
+                ));
+            }
+            match single_slot(req, positions) {
+                Ok(Some(slot)) => Route::Slot { slot, readonly },
+                Ok(None) => Route::AnyMaster { readonly },
+                Err(()) => Route::Split {
+                    merge,
+                    group,
+                    first_key: positions.first().copied().unwrap_or(1),
+                    readonly,
+                },
+            }
+        }
+        Handling::ByKey => {
+            let keys = match spec.keys(req) {
+                Ok(k) => k,
+                Err(err) => return Route::Error(err.to_string()),
+            };
+            match single_slot(req, keys.as_slice()) {
+                Ok(Some(slot)) => Route::Slot { slot, readonly },
+                // No key in this request (optional keys): any master will do.
+                Ok(None) => Route::AnyMaster { readonly },
+                Err(()) => Route::Error(CROSSSLOT.to_string()),
+            }
+        }
+    }
+}
+
+/// The one slot all keys share; `Ok(None)` without keys, `Err` if they span
+/// slots.
+fn single_slot(req: &Request, positions: &[usize]) -> Result<Option<u16>, ()> {
+    let mut slot = None;
+    for &pos in positions {
+        let s = key_slot(req.arg(pos).unwrap_or_default());
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return Err(()),
+            Some(_) => {}
+        }
+    }
+    Ok(slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(args: &[&str]) -> Route {
+        route(&Request::from_args(args)).1
+    }
+
+    #[test]
+    fn keyed_commands_go_to_their_slot() {
+        assert_eq!(
+            r(&["GET", "foo"]),
+            Route::Slot {
+                slot: 12182,
+                readonly: true
+            }
+        );
+        assert_eq!(
+            r(&["set", "foo", "1"]),
+            Route::Slot {
+                slot: 12182,
+                readonly: false
+            }
+        );
+    }
+
+    #[test]
+    fn multi_key_commands_split_only_across_slots() {
+        assert_eq!(
+            r(&["MGET", "{a}1", "{a}2"]),
+            Route::Slot {
+                slot: key_slot(b"a"),
+                readonly: true
+            }
+        );
+        assert_eq!(
+            r(&["MGET", "a", "b"]),
+            Route::Split {
+                merge: Merge::Values,
+                group: 1,
+                first_key: 1,
+                readonly: true
+            }
+        );
+        assert_eq!(
+            r(&["MSET", "a", "1", "b", "2"]),
+            Route::Split {
+                merge: Merge::Ok,
+                group: 2,
+                first_key: 1,
+                readonly: false
+            }
+        );
+        assert_eq!(
+            r(&["MSET", "a", "1", "b"]),
+            Route::Error("ERR wrong number of arguments for 'mset' command".into())
+        );
+        assert_eq!(
+            r(&["DEL", "a", "b"]),
+            Route::Split {
+                merge: Merge::Sum,
+                group: 1,
+                first_key: 1,
+                readonly: false
+            }
+        );
+    }
+
+    #[test]
+    fn errors_use_redis_texts() {
+        assert_eq!(
+            r(&["GET"]),
+            Route::Error("ERR wrong number of arguments for 'get' command".into())
+        );
+        assert!(
+            matches!(r(&["NOPE", "x"]), Route::Error(e) if e.starts_with("ERR unknown command 'NOPE'"))
+        );
+    }
+}

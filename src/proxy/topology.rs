@@ -1,0 +1,270 @@
+//! The slot map: which master owns each slot, as one immutable snapshot.
+//!
+//! Snapshots are built off the hot path and published through an `ArcSwap`
+//! (see [`super::refresh`]); a request reads the current one without a lock.
+//!
+//! Nodes can disagree about ownership: a master frozen past its node timeout
+//! wakes up still claiming slots that a promoted replica now serves. Every
+//! claim therefore carries the claimant's config epoch, and for each slot the
+//! highest epoch wins ([`merge`]). The previous snapshot's claims take part
+//! in the merge, so one stale answer can never pull the map back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cluster::SLOT_COUNT;
+use crate::cluster::nodes::NodeLine;
+
+use super::backend::Node;
+
+/// Marks a slot no master claims.
+const NO_OWNER: u16 = u16::MAX;
+
+/// Who owns one slot, and how sure we are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub addr: String,
+    pub config_epoch: u64,
+}
+
+/// Ownership of every slot, merged from the answers of several nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotClaims {
+    pub slots: Vec<Option<Claim>>,
+    /// Every usable node any answer mentioned (masters and replicas).
+    pub known_addrs: Vec<String>,
+    /// Addresses of nodes flagged `fail` by some answer.
+    pub failed_addrs: Vec<String>,
+}
+
+/// Merges `CLUSTER NODES` answers (and the previous claims, if any) into one
+/// claim per slot, the highest config epoch winning. On a tie the previous
+/// owner stays, so equal-epoch noise cannot flip a slot back and forth.
+pub fn merge(answers: &[Vec<NodeLine>], previous: Option<&SlotClaims>) -> SlotClaims {
+    let usable = || answers.iter().flatten().filter(|line| !line.unusable);
+    let mut known: Vec<String> = usable().map(|line| line.addr.clone()).collect();
+    let mut failed: Vec<String> = usable()
+        .filter(|line| line.failed)
+        .map(|line| line.addr.clone())
+        .collect();
+    // Sorted, so that answers arriving in another order compare equal.
+    known.sort();
+    known.dedup();
+    failed.sort();
+    failed.dedup();
+    let mut slots: Vec<Option<Claim>> = match previous {
+        Some(p) => p.slots.clone(),
+        None => vec![None; SLOT_COUNT],
+    };
+    // A previous owner that no answer mentions any more was removed from the
+    // cluster (or the cluster was rebuilt): its claims are void.
+    if !answers.is_empty() {
+        for entry in &mut slots {
+            if entry
+                .as_ref()
+                .is_some_and(|c| known.binary_search(&c.addr).is_err())
+            {
+                *entry = None;
+            }
+        }
+    }
+    for line in usable().filter(|line| line.master) {
+        for slot in line.slots.iter().flat_map(|range| range.clone()) {
+            let Some(entry) = slots.get_mut(usize::from(slot)) else {
+                continue;
+            };
+            if entry
+                .as_ref()
+                .is_none_or(|c| line.config_epoch > c.config_epoch)
+            {
+                *entry = Some(Claim {
+                    addr: line.addr.clone(),
+                    config_epoch: line.config_epoch,
+                });
+            }
+        }
+    }
+    SlotClaims {
+        slots,
+        known_addrs: known,
+        failed_addrs: failed,
+    }
+}
+
+/// One immutable view of the cluster, shared by every request.
+#[derive(Debug)]
+pub struct Topology {
+    /// Increases by one with every snapshot published.
+    pub version: u64,
+    claims: SlotClaims,
+    /// For each slot, an index into `nodes` (or [`NO_OWNER`]).
+    owners: Box<[u16]>,
+    nodes: Vec<Arc<Node>>,
+}
+
+impl Topology {
+    /// An empty map: no slot has an owner yet.
+    pub fn empty() -> Topology {
+        Topology {
+            version: 0,
+            claims: SlotClaims {
+                slots: vec![None; SLOT_COUNT],
+                known_addrs: vec![],
+                failed_addrs: vec![],
+            },
+            owners: vec![NO_OWNER; SLOT_COUNT].into_boxed_slice(),
+            nodes: vec![],
+        }
+    }
+
+    /// Builds a snapshot from merged claims, taking each node's handle from
+    /// `node_for(addr)` (which creates or reuses the links).
+    pub fn build(
+        version: u64,
+        claims: SlotClaims,
+        mut node_for: impl FnMut(&str) -> Arc<Node>,
+    ) -> Topology {
+        let mut index: HashMap<String, u16> = HashMap::new();
+        let mut nodes: Vec<Arc<Node>> = Vec::new();
+        let mut owners = vec![NO_OWNER; SLOT_COUNT].into_boxed_slice();
+        for (slot, claim) in claims.slots.iter().enumerate() {
+            let Some(claim) = claim else { continue };
+            let i = match index.get(&claim.addr) {
+                Some(&i) => i,
+                None => {
+                    let i = nodes.len() as u16;
+                    nodes.push(node_for(&claim.addr));
+                    index.insert(claim.addr.clone(), i);
+                    i
+                }
+            };
+            if let Some(o) = owners.get_mut(slot) {
+                *o = i;
+            }
+        }
+        Topology {
+            version,
+            claims,
+            owners,
+            nodes,
+        }
+    }
+
+    /// The master that owns `slot`, if any.
+    #[inline]
+    pub fn master(&self, slot: u16) -> Option<&Arc<Node>> {
+        let i = *self.owners.get(usize::from(slot))?;
+        self.nodes.get(usize::from(i))
+    }
+
+    /// True when every slot has an owner.
+    pub fn is_complete(&self) -> bool {
+        self.owners.iter().all(|&o| o != NO_OWNER)
+    }
+
+    /// The distinct masters owning at least one slot.
+    pub fn masters(&self) -> &[Arc<Node>] {
+        &self.nodes
+    }
+
+    pub fn claims(&self) -> &SlotClaims {
+        &self.claims
+    }
+
+    /// A copy with `slot` moved to `node` (a `MOVED` reply), keeping the
+    /// slot's config epoch: the next refresh confirms or corrects it.
+    pub fn with_moved_slot(&self, slot: u16, node: Arc<Node>) -> Topology {
+        let mut claims = self.claims.clone();
+        let epoch = claims
+            .slots
+            .get(usize::from(slot))
+            .and_then(|c| c.as_ref().map(|c| c.config_epoch))
+            .unwrap_or(0);
+        if let Some(entry) = claims.slots.get_mut(usize::from(slot)) {
+            *entry = Some(Claim {
+                addr: node.addr().to_string(),
+                config_epoch: epoch,
+            });
+        }
+        let mut nodes = self.nodes.clone();
+        let mut owners = self.owners.clone();
+        let i = match nodes.iter().position(|n| n.addr() == node.addr()) {
+            Some(i) => i,
+            None => {
+                nodes.push(node);
+                nodes.len() - 1
+            }
+        };
+        if let Some(o) = owners.get_mut(usize::from(slot)) {
+            *o = i as u16;
+        }
+        Topology {
+            version: self.version + 1,
+            claims,
+            owners,
+            nodes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::nodes::parse;
+
+    fn answer(lines: &str) -> Vec<NodeLine> {
+        parse(lines)
+    }
+
+    const HEALTHY: &str = "\
+a 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-8191
+b 127.0.0.1:7002@17002 master - 0 0 2 connected 8192-16383
+c 127.0.0.1:7003@17003 slave a 0 0 1 connected
+";
+    // c was promoted (epoch 3) while a was frozen; a still believes it owns
+    // its slots at epoch 1.
+    const PROMOTED: &str = "\
+a 127.0.0.1:7001@17001 master,fail - 0 0 1 disconnected
+b 127.0.0.1:7002@17002 myself,master - 0 0 2 connected 8192-16383
+c 127.0.0.1:7003@17003 master - 0 0 3 connected 0-8191
+";
+    const STALE: &str = "\
+a 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-8191
+b 127.0.0.1:7002@17002 master - 0 0 2 connected 8192-16383
+c 127.0.0.1:7003@17003 slave a 0 0 1 connected
+";
+
+    fn owner(c: &SlotClaims, slot: usize) -> &str {
+        &c.slots[slot].as_ref().unwrap().addr
+    }
+
+    #[test]
+    fn highest_epoch_wins_within_one_refresh() {
+        let merged = merge(&[answer(STALE), answer(PROMOTED)], None);
+        assert_eq!(owner(&merged, 0), "127.0.0.1:7003");
+        assert_eq!(owner(&merged, 16383), "127.0.0.1:7002");
+        assert_eq!(merged.failed_addrs, vec!["127.0.0.1:7001".to_string()]);
+    }
+
+    #[test]
+    fn a_stale_answer_alone_cannot_pull_the_map_back() {
+        let first = merge(&[answer(HEALTHY)], None);
+        let after_failover = merge(&[answer(PROMOTED)], Some(&first));
+        assert_eq!(owner(&after_failover, 100), "127.0.0.1:7003");
+        let stale = merge(&[answer(STALE)], Some(&after_failover));
+        assert_eq!(owner(&stale, 100), "127.0.0.1:7003");
+    }
+
+    #[test]
+    fn forgotten_owners_lose_their_slots() {
+        let first = merge(&[answer(HEALTHY)], None);
+        let rebuilt = merge(
+            &[answer(
+                "x 127.0.0.1:7100@17100 myself,master - 0 0 1 connected 0-100",
+            )],
+            Some(&first),
+        );
+        assert_eq!(owner(&rebuilt, 5), "127.0.0.1:7100");
+        assert!(rebuilt.slots[200].is_none());
+    }
+}
