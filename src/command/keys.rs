@@ -65,6 +65,13 @@ impl std::fmt::Display for KeyError {
 impl CommandSpec {
     /// The positions of the keys in `req`, following every key spec.
     ///
+    /// Where this differs from Redis's `COMMAND GETKEYS` (checked in
+    /// tests/command_table.rs): `not_key` specs count, because a cluster
+    /// routes shard channels (SPUBLISH, SSUBSCRIBE) by slot; `unknown` specs
+    /// are skipped where Redis falls back to a getkeys function (SORT's
+    /// STORE key is not found); `incomplete` specs give what they find
+    /// (MIGRATE ... "" ... KEYS a b yields the empty key too).
+    ///
     /// # Errors
     /// [`KeyError`] when a key count argument is not a usable number.
     pub fn keys(&self, req: &Request) -> Result<KeyPositions, KeyError> {

@@ -7,10 +7,14 @@
 //! [`CommandSpec::keys`] lists the positions of its keys.
 
 mod keys;
+mod lookup;
 mod table;
+#[cfg(test)]
+mod tests;
 
-pub use keys::KeyPositions;
-pub use table::COMMANDS;
+pub use keys::{KeyError, KeyPositions};
+pub use lookup::{all_commands, lookup_name, lookup_subcommand};
+pub use table::{COMMANDS, REDIS_VERSION};
 
 use crate::resp::Request;
 
@@ -34,6 +38,44 @@ pub mod flags {
     pub const SKIP_MONITOR: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
     pub const NO_ASYNC_LOADING: u32 = 1 << 17;
+    /// Accepted on an importing slot after ASKING (`restore-asking`).
+    pub const ASKING: u32 = 1 << 18;
+    /// A module's command (none in a stock server's table, but a backend's
+    /// `COMMAND` may list some).
+    pub const MODULE: u32 = 1 << 19;
+
+    /// Every flag with the name `COMMAND INFO` gives it, in the order Redis
+    /// lists them (`addReplyCommandFlags`, server.c).
+    pub const NAMES: &[(&str, u32)] = &[
+        ("write", WRITE),
+        ("readonly", READONLY),
+        ("denyoom", DENYOOM),
+        ("module", MODULE),
+        ("admin", ADMIN),
+        ("pubsub", PUBSUB),
+        ("noscript", NOSCRIPT),
+        ("blocking", BLOCKING),
+        ("loading", LOADING),
+        ("stale", STALE),
+        ("skip_monitor", SKIP_MONITOR),
+        ("skip_slowlog", SKIP_SLOWLOG),
+        ("asking", ASKING),
+        ("fast", FAST),
+        ("no_auth", NO_AUTH),
+        ("no_mandatory_keys", NO_MANDATORY_KEYS),
+        ("no_async_loading", NO_ASYNC_LOADING),
+        ("no_multi", NO_MULTI),
+        ("movablekeys", MOVABLEKEYS),
+        ("allow_busy", ALLOW_BUSY),
+    ];
+
+    /// The names of the flags set in `bits`, in [`NAMES`] order.
+    pub fn names(bits: u32) -> impl Iterator<Item = &'static str> {
+        NAMES
+            .iter()
+            .filter(move |(_, bit)| bits & bit != 0)
+            .map(|(name, _)| *name)
+    }
 }
 
 /// Where the search for a key spec's keys begins.
@@ -95,6 +137,9 @@ pub struct CommandSpec {
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
+    /// Command tips (`request_policy:all_shards`, `response_policy:agg_sum`,
+    /// `nondeterministic_output`...), as Redis names them.
+    pub tips: &'static [&'static str],
     pub key_specs: &'static [KeySpec],
     pub subcommands: &'static [CommandSpec],
 }
@@ -102,6 +147,19 @@ pub struct CommandSpec {
 impl CommandSpec {
     pub fn has_flag(&self, flag: u32) -> bool {
         self.flags & flag != 0
+    }
+
+    /// True for a command with subcommands (`config`, `object`...).
+    pub fn is_container(&self) -> bool {
+        !self.subcommands.is_empty()
+    }
+
+    /// The name without its container: `get` for `config|get`.
+    pub fn short_name(&self) -> &'static str {
+        match self.name.split_once('|') {
+            Some((_, sub)) => sub,
+            None => self.name,
+        }
     }
 
     /// True if `argc` arguments (the name included) satisfy the arity.
@@ -132,6 +190,12 @@ impl std::fmt::Display for CommandError {
             CommandError::UnknownSubcommand { sub, container } => {
                 write!(f, "ERR unknown subcommand '{sub}'. Try {container} HELP.")
             }
+            // Redis rejects a malformed EXEC by aborting the transaction
+            // (`rejectCommand` -> `execCommandAbort`), even outside MULTI.
+            CommandError::WrongArity(name) if name == "exec" => f.write_str(
+                "EXECABORT Transaction discarded because of: \
+                 wrong number of arguments for 'exec' command",
+            ),
             CommandError::WrongArity(name) => {
                 write!(f, "ERR wrong number of arguments for '{name}' command")
             }
@@ -140,11 +204,14 @@ impl std::fmt::Display for CommandError {
 }
 
 /// Finds the table entry for `req` (a subcommand's own entry where the
-/// command has subcommands) and checks the arity.
+/// command has subcommands) and checks the arity, as Redis 7.0's
+/// `processCommand` does before anything else.
+///
+/// Case-insensitive and allocation-free unless it fails.
 ///
 /// # Errors
 /// [`CommandError`] with Redis's wording for an unknown command, an unknown
 /// subcommand or a wrong number of arguments.
 pub fn lookup(req: &Request) -> Result<&'static CommandSpec, CommandError> {
-    table::lookup(req)
+    lookup::lookup(req)
 }
