@@ -260,6 +260,36 @@ mod tests {
     }
 
     #[test]
+    fn atomic_multi_key_commands_are_never_split() {
+        for args in [
+            &["MSETNX", "a", "1", "b", "2"][..],
+            &["RENAME", "a", "b"],
+            &["SMOVE", "a", "b", "m"],
+            &["SUNIONSTORE", "d", "a", "b"],
+            &["LMOVE", "a", "b", "LEFT", "RIGHT"],
+            &["ZUNIONSTORE", "d", "2", "a", "b"],
+        ] {
+            assert_eq!(r(args), Route::Error(CROSSSLOT.into()), "{args:?}");
+        }
+        assert_eq!(r(&["RENAME", "{u}a", "{u}b"]), Route::Slot { slot: key_slot(b"u"), readonly: false });
+    }
+
+    #[test]
+    fn keyless_and_session_commands() {
+        assert_eq!(r(&["DBSIZE"]), Route::AllMastersSum);
+        assert_eq!(r(&["PING"]), Route::Local);
+        assert_eq!(r(&["info", "keyspace"]), Route::Local);
+        assert_eq!(r(&["CLUSTER", "KEYSLOT", "foo"]), Route::Local);
+        assert_eq!(r(&["CONFIG", "GET", "save"]), Route::AnyMaster { readonly: false });
+        for args in [&["MULTI"][..], &["BLPOP", "l", "0"], &["SUBSCRIBE", "c"], &["EVAL", "return 1", "0"], &["KEYS", "*"]] {
+            match r(args) {
+                Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}'", args[0])), "{e}"),
+                other => panic!("{args:?} routed to {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn errors_use_redis_texts() {
         assert_eq!(
             r(&["GET"]),
