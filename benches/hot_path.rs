@@ -14,7 +14,12 @@ fn pipeline(n: usize) -> Vec<u8> {
         let key = format!("key:{i:012}");
         let value = "x".repeat(64);
         out.extend_from_slice(
-            format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len()).as_bytes(),
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+                key.len(),
+                value.len()
+            )
+            .as_bytes(),
         );
     }
     out
@@ -39,7 +44,9 @@ fn decode(c: &mut Criterion) {
         });
     }
     let reply = b"*3\r\n$64\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n$-1\r\n:42\r\n";
-    group.bench_function("reply_len_array", |b| b.iter(|| reply_len(black_box(reply))));
+    group.bench_function("reply_len_array", |b| {
+        b.iter(|| reply_len(black_box(reply)))
+    });
     group.finish();
 }
 
@@ -67,7 +74,9 @@ fn mget_split_merge(c: &mut Criterion) {
             Bytes::from(r)
         })
         .collect();
-    c.bench_function("mget10/merge", |b| b.iter(|| merge(Merge::Values, black_box(&parts), black_box(&replies))));
+    c.bench_function("mget10/merge", |b| {
+        b.iter(|| merge(Merge::Values, black_box(&parts), black_box(&replies)))
+    });
 }
 
 criterion_group!(benches, decode, routing, mget_split_merge);

@@ -14,16 +14,18 @@
 //! be retried.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::resp::reply::reply_len;
+
+use super::workers::{self, Workers};
 
 /// Whether a failed request may have reached the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +45,6 @@ pub enum FailureKind {
     Closed,
     /// The node sent bytes that are not RESP.
     Protocol,
-    /// No reply within the request timeout.
-    Timeout,
 }
 
 /// A request that failed on a backend link.
@@ -61,7 +61,6 @@ impl BackendError {
             FailureKind::Down => "down",
             FailureKind::Closed => "closed",
             FailureKind::Protocol => "protocol",
-            FailureKind::Timeout => "timeout",
         }
     }
 }
@@ -92,6 +91,9 @@ enum Waiter {
 pub struct LinkSettings {
     pub connect_timeout: Duration,
     pub backoff_max: Duration,
+    /// How long a link may go without any reply while requests are
+    /// outstanding before it is declared stalled and reconnected.
+    pub request_timeout: Duration,
 }
 
 /// One multiplexed connection to a node, kept alive by its own task.
@@ -103,20 +105,22 @@ pub struct Link {
 struct LinkShared {
     addr: Arc<str>,
     ready: AtomicBool,
-    /// Asks the link task to drop its connection (a request timed out: the
-    /// node may be frozen) and reconnect.
-    reset: Notify,
+    /// Requests written and replies read on the current connection; the
+    /// stall check compares them (touched only by the link's own task).
+    written: AtomicU64,
+    answered: AtomicU64,
 }
 
 impl Link {
-    fn spawn(addr: Arc<str>, settings: LinkSettings) -> Link {
+    fn spawn(addr: Arc<str>, settings: LinkSettings, workers: &Workers, worker: usize) -> Link {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(LinkShared {
             addr,
             ready: AtomicBool::new(false),
-            reset: Notify::new(),
+            written: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
         });
-        tokio::spawn(run_link(shared.clone(), settings, rx));
+        workers.spawn_on(worker, run_link(shared.clone(), settings, rx));
         Link { tx, shared }
     }
 
@@ -145,24 +149,41 @@ impl Link {
     }
 }
 
-/// A cluster node as the proxy sees it: an address and its links.
+/// A cluster node as the proxy sees it: an address and its links, a set
+/// per worker thread, so requests use a link that lives on their own thread.
 pub struct Node {
     addr: Arc<str>,
-    links: Vec<Link>,
+    /// `links[worker]` are the links whose tasks run on that worker.
+    links: Vec<Vec<Link>>,
     next: AtomicUsize,
 }
 
 impl Node {
-    /// Creates the node and starts connecting its links.
-    pub fn new(addr: &str, links: usize, settings: &LinkSettings) -> Arc<Node> {
+    /// Creates the node and starts connecting `links_per_worker` links on
+    /// every worker.
+    pub fn new(
+        addr: &str,
+        links_per_worker: usize,
+        settings: &LinkSettings,
+        workers: &Workers,
+    ) -> Arc<Node> {
         let addr: Arc<str> = Arc::from(addr);
+        let links = (0..workers.len().max(1))
+            .map(|w| {
+                (0..links_per_worker.max(1))
+                    .map(|_| Link::spawn(addr.clone(), settings.clone(), workers, w))
+                    .collect()
+            })
+            .collect();
         Arc::new(Node {
-            links: (0..links.max(1))
-                .map(|_| Link::spawn(addr.clone(), settings.clone()))
-                .collect(),
+            links,
             addr,
             next: AtomicUsize::new(0),
         })
+    }
+
+    fn all_links(&self) -> impl Iterator<Item = &Link> {
+        self.links.iter().flatten()
     }
 
     pub fn addr(&self) -> &str {
@@ -171,15 +192,21 @@ impl Node {
 
     /// True when at least one link is connected and answered its PING.
     pub fn is_ready(&self) -> bool {
-        self.links
-            .iter()
+        self.all_links()
             .any(|l| l.shared.ready.load(Ordering::Acquire))
     }
 
     /// Queues `request` (raw RESP) on one of the node's links, behind an
     /// `ASKING` when `asking` is set.
     pub fn send(&self, request: Bytes, asking: bool) -> oneshot::Receiver<ReplyResult> {
-        let n = self.links.len();
+        // The links of this thread's worker; outside the workers (the
+        // refresher), those of worker 0.
+        let links = self
+            .links
+            .get(workers::current().unwrap_or(0))
+            .or(self.links.first())
+            .map_or(&[][..], Vec::as_slice);
+        let n = links.len().max(1);
         let start = if n == 1 {
             0
         } else {
@@ -187,9 +214,9 @@ impl Node {
         };
         // Prefer a ready link; fall back to the chosen one, which fails fast.
         let link = (0..n)
-            .filter_map(|i| self.links.get((start + i) % n))
+            .filter_map(|i| links.get((start + i) % n))
             .find(|l| l.shared.ready.load(Ordering::Acquire))
-            .or_else(|| self.links.get(start % n));
+            .or_else(|| links.get(start % n));
         match link {
             Some(link) => link.send(request, asking),
             None => {
@@ -201,16 +228,6 @@ impl Node {
                 }));
                 rx
             }
-        }
-    }
-
-    /// Drops every connection and reconnects: called when a request timed
-    /// out, because a node that stopped answering may be frozen, and nothing
-    /// more should queue behind it.
-    pub fn reset(&self) {
-        for link in &self.links {
-            link.shared.ready.store(false, Ordering::Release);
-            link.shared.reset.notify_one();
         }
     }
 }
@@ -235,7 +252,7 @@ async fn run_link(
                 backoff = Duration::from_millis(10);
                 shared.ready.store(true, Ordering::Release);
                 tracing::debug!(addr = %shared.addr, "backend link ready");
-                let closed = serve(&shared, reader, writer, buf, &mut rx).await;
+                let closed = serve(&shared, &settings, reader, writer, buf, &mut rx).await;
                 shared.ready.store(false, Ordering::Release);
                 if closed {
                     return;
@@ -305,24 +322,37 @@ async fn connect(
     }
 }
 
-/// Serves one connection until it fails or is reset. Returns true when the
+/// Serves one connection until it fails or stalls. Returns true when the
 /// node was dropped and the link should end.
+///
+/// A stall is a connection with requests outstanding and no reply for the
+/// request timeout: the node may be frozen (SIGSTOP, a hung host) with its
+/// socket still open. Rather than time out every request (a timer each), the
+/// link checks its own progress a few times per timeout and drops the
+/// connection; every request in flight then fails as "may have run".
 async fn serve(
     shared: &LinkShared,
+    settings: &LinkSettings,
     reader: OwnedReadHalf,
     mut writer: OwnedWriteHalf,
     buf: BytesMut,
     rx: &mut mpsc::UnboundedReceiver<Pending>,
 ) -> bool {
+    shared.written.store(0, Ordering::Relaxed);
+    shared.answered.store(0, Ordering::Relaxed);
     let (waiters_tx, waiters_rx) = mpsc::unbounded_channel::<Waiter>();
-    let read_task = read_replies(reader, buf, waiters_rx);
+    let read_task = read_replies(shared, reader, buf, waiters_rx);
     tokio::pin!(read_task);
+    let period =
+        (settings.request_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let mut check = tokio::time::interval(period);
+    let mut last_answered = 0;
+    let mut last_progress = Instant::now();
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut batch = Vec::with_capacity(64);
     let closed = loop {
         tokio::select! {
             biased;
-            _ = shared.reset.notified() => break false,
             _ = &mut read_task => break false,
             n = rx.recv_many(&mut batch, 512) => {
                 if n == 0 {
@@ -330,21 +360,31 @@ async fn serve(
                 }
                 // Register the waiters before the bytes can reach the node,
                 // so the reader always finds the waiter for a reply.
+                let mut count = 0;
                 for p in batch.drain(..) {
                     if p.asking {
                         out.extend_from_slice(ASKING);
                         let _ = waiters_tx.send(Waiter::Asking);
+                        count += 1;
                     }
                     out.extend_from_slice(&p.request);
                     let _ = waiters_tx.send(Waiter::Client(p.reply));
+                    count += 1;
                 }
-                let write = writer.write_all(&out);
-                let result = tokio::select! {
-                    r = write => r,
-                    _ = shared.reset.notified() => break false,
-                };
+                shared.written.fetch_add(count, Ordering::Relaxed);
+                let written = tokio::time::timeout(settings.request_timeout, writer.write_all(&out)).await;
                 out.clear();
-                if result.is_err() {
+                if !matches!(written, Ok(Ok(()))) {
+                    break false;
+                }
+            }
+            _ = check.tick() => {
+                let answered = shared.answered.load(Ordering::Relaxed);
+                if answered != last_answered || answered >= shared.written.load(Ordering::Relaxed) {
+                    last_answered = answered;
+                    last_progress = Instant::now();
+                } else if last_progress.elapsed() >= settings.request_timeout {
+                    tracing::warn!(addr = %shared.addr, "backend stopped answering; reconnecting");
                     break false;
                 }
             }
@@ -361,6 +401,7 @@ async fn serve(
 /// fails. Waiters left behind are dropped with it, which their requests see
 /// as "closed, may have been executed".
 async fn read_replies(
+    shared: &LinkShared,
     mut reader: OwnedReadHalf,
     mut buf: BytesMut,
     mut waiters: mpsc::UnboundedReceiver<Waiter>,
@@ -370,6 +411,7 @@ async fn read_replies(
             match reply_len(&buf) {
                 Ok(Some(len)) => {
                     let reply = buf.split_to(len).freeze();
+                    shared.answered.fetch_add(1, Ordering::Relaxed);
                     match waiters.try_recv() {
                         Ok(Waiter::Client(tx)) => {
                             let _ = tx.send(Ok(reply));

@@ -98,7 +98,6 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
     let started = Instant::now();
     let retry_deadline = started + Duration::from_millis(cfg.retry.retry_deadline_ms);
     let failover_deadline = started + Duration::from_millis(cfg.retry.failover_deadline_ms);
-    let request_timeout = Duration::from_millis(cfg.backend.request_timeout_ms);
     let mut redirects = 0u32;
     let mut backoff = Duration::from_millis(5);
     let mut ask_node: Option<Arc<Node>> = None;
@@ -116,26 +115,16 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
                 }
             },
         };
-        let result =
-            match tokio::time::timeout(request_timeout, node.send(request.clone(), asking)).await {
-                Ok(Ok(result)) => result,
-                // The link dropped the request with its connection.
-                Ok(Err(_)) => Err(BackendError {
-                    addr: node.addr().into(),
-                    kind: FailureKind::Closed,
-                    sent: Sent::Maybe,
-                }),
-                Err(_) => {
-                    // No answer in time: the node may be frozen. Stop queueing
-                    // behind it until it answers a PING again.
-                    node.reset();
-                    Err(BackendError {
-                        addr: node.addr().into(),
-                        kind: FailureKind::Timeout,
-                        sent: Sent::Maybe,
-                    })
-                }
-            };
+        let result = match node.send(request.clone(), asking).await {
+            Ok(result) => result,
+            // The link dropped the request with its connection (lost, or
+            // stalled past the request timeout).
+            Err(_) => Err(BackendError {
+                addr: node.addr().into(),
+                kind: FailureKind::Closed,
+                sent: Sent::Maybe,
+            }),
+        };
         match next_step(&result, readonly) {
             Step::Deliver => {
                 return result.unwrap_or_default();
@@ -250,13 +239,9 @@ async fn await_topology(proxy: &Proxy, deadline: Instant) -> bool {
 
 fn outcome_unknown_error(err: &BackendError) -> Bytes {
     Bytes::from(format!(
-        "-ERR outcome unknown: the connection to master {} {} after the command was sent; \
-         it may or may not have been applied\r\n",
-        err.addr,
-        match err.kind {
-            FailureKind::Timeout => "stopped answering",
-            _ => "was lost",
-        }
+        "-ERR outcome unknown: the connection to master {} was lost or stopped answering \
+         after the command was sent; it may or may not have been applied\r\n",
+        err.addr
     ))
 }
 

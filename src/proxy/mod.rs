@@ -12,6 +12,7 @@ pub mod refresh;
 pub mod router;
 pub mod session;
 pub mod topology;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::metrics::Metrics;
 
 use local::ClientState;
 use refresh::ClusterView;
+use workers::Workers;
 
 /// The Redis version the proxy reports in INFO and HELLO: the command set it
 /// routes is Redis 7.0's.
@@ -48,6 +50,7 @@ pub struct Proxy {
     pub cluster: Arc<ClusterView>,
     pub metrics: Arc<Metrics>,
     pub stats: Stats,
+    pub workers: Arc<Workers>,
     next_client_id: AtomicU64,
 }
 
@@ -61,6 +64,8 @@ pub enum RunError {
     },
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot start worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// Runs the proxy until `shutdown` completes.
@@ -80,10 +85,21 @@ pub async fn run(
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(Metrics::new(&registry)?);
     let ready = Arc::new(AtomicBool::new(false));
-    let proxy = start(config, metrics, ready, &listener);
-    tracing::info!(listen = %proxy.config.listen, seeds = ?proxy.config.cluster.seeds, "slotway proxy started");
+    let workers = Workers::start(worker_count(&config)).map_err(RunError::Workers)?;
+    let proxy = start(config, metrics, ready, &listener, workers.clone());
+    tracing::info!(
+        listen = %proxy.config.listen,
+        seeds = ?proxy.config.cluster.seeds,
+        workers = workers.len(),
+        "slotway proxy started"
+    );
     serve(listener, proxy, shutdown).await;
+    workers.stop();
     Ok(())
+}
+
+fn worker_count(_config: &ProxyConfig) -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Builds the shared state and starts the refresher.
@@ -92,8 +108,9 @@ pub fn start(
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     listener: &TcpListener,
+    workers: Arc<Workers>,
 ) -> Arc<Proxy> {
-    let cluster = ClusterView::new(config.clone(), metrics.clone(), ready);
+    let cluster = ClusterView::new(config.clone(), metrics.clone(), ready, workers.clone());
     tokio::spawn(cluster.clone().run_refresher());
     Arc::new(Proxy {
         stats: Stats {
@@ -107,6 +124,7 @@ pub fn start(
         config,
         cluster,
         metrics,
+        workers,
         next_client_id: AtomicU64::new(1),
     })
 }

@@ -23,6 +23,7 @@ use crate::resp::Frame;
 
 use super::backend::{LinkSettings, Node};
 use super::topology::{Topology, merge};
+use super::workers::Workers;
 
 /// Why a refresh was asked for (a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,7 @@ pub struct ClusterView {
     seeds: Vec<String>,
     link_settings: LinkSettings,
     links_per_node: usize,
+    workers: Arc<Workers>,
     wake: Notify,
     pending_reason: Mutex<Option<RefreshReason>>,
     /// Poll fast until then: a node is failing.
@@ -66,6 +68,7 @@ impl ClusterView {
         config: Arc<ProxyConfig>,
         metrics: Arc<Metrics>,
         ready: Arc<AtomicBool>,
+        workers: Arc<Workers>,
     ) -> Arc<ClusterView> {
         let (version_tx, _) = watch::channel(0);
         Arc::new(ClusterView {
@@ -80,8 +83,10 @@ impl ClusterView {
             link_settings: LinkSettings {
                 connect_timeout: Duration::from_millis(config.backend.connect_timeout_ms),
                 backoff_max: Duration::from_millis(config.backend.reconnect_backoff_max_ms),
+                request_timeout: Duration::from_millis(config.backend.request_timeout_ms),
             },
             links_per_node: config.backend.connections_per_node,
+            workers,
             wake: Notify::new(),
             pending_reason: Mutex::new(None),
             failing_until: Mutex::new(None),
@@ -108,7 +113,14 @@ impl ClusterView {
         let addr = normalize_addr(addr);
         lock(&self.nodes)
             .entry(addr.clone())
-            .or_insert_with(|| Node::new(&addr, self.links_per_node, &self.link_settings))
+            .or_insert_with(|| {
+                Node::new(
+                    &addr,
+                    self.links_per_node,
+                    &self.link_settings,
+                    &self.workers,
+                )
+            })
             .clone()
     }
 

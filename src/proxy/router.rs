@@ -271,7 +271,13 @@ mod tests {
         ] {
             assert_eq!(r(args), Route::Error(CROSSSLOT.into()), "{args:?}");
         }
-        assert_eq!(r(&["RENAME", "{u}a", "{u}b"]), Route::Slot { slot: key_slot(b"u"), readonly: false });
+        assert_eq!(
+            r(&["RENAME", "{u}a", "{u}b"]),
+            Route::Slot {
+                slot: key_slot(b"u"),
+                readonly: false
+            }
+        );
     }
 
     #[test]
@@ -280,8 +286,17 @@ mod tests {
         assert_eq!(r(&["PING"]), Route::Local);
         assert_eq!(r(&["info", "keyspace"]), Route::Local);
         assert_eq!(r(&["CLUSTER", "KEYSLOT", "foo"]), Route::Local);
-        assert_eq!(r(&["CONFIG", "GET", "save"]), Route::AnyMaster { readonly: false });
-        for args in [&["MULTI"][..], &["BLPOP", "l", "0"], &["SUBSCRIBE", "c"], &["EVAL", "return 1", "0"], &["KEYS", "*"]] {
+        assert_eq!(
+            r(&["CONFIG", "GET", "save"]),
+            Route::AnyMaster { readonly: false }
+        );
+        for args in [
+            &["MULTI"][..],
+            &["BLPOP", "l", "0"],
+            &["SUBSCRIBE", "c"],
+            &["EVAL", "return 1", "0"],
+            &["KEYS", "*"],
+        ] {
             match r(args) {
                 Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}'", args[0])), "{e}"),
                 other => panic!("{args:?} routed to {other:?}"),
