@@ -144,7 +144,7 @@ fn usage_error(message: &dyn std::fmt::Display) -> ExitCode {
 }
 
 fn startup_error(message: &str) -> ExitCode {
-    tracing::error!("{message}");
+    // Plain stderr, like a configuration error; logs go to stderr as well.
     eprintln!("slotway: {message}");
     ExitCode::from(EX_STARTUP)
 }
