@@ -23,8 +23,10 @@
 //!   redirect errors, CLUSTER NODES parsing.
 //! - [`proxy`]: the proxy role.
 //! - [`config`]: layered, typed configuration.
-//! - [`metrics`]: Prometheus metrics and the admin HTTP endpoint.
+//! - [`metrics`]: Prometheus metrics, registered on a registry passed in.
+//! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
 
+pub mod admin;
 pub mod cluster;
 pub mod command;
 pub mod config;

@@ -1,5 +1,241 @@
-//! The `slotway` binary.
+//! The `slotway` binary: parses the command line, loads the configuration,
+//! starts logging, and runs the chosen role until Ctrl-C or SIGTERM.
+//!
+//! Exit status: 0 after a clean shutdown, 64 (`EX_USAGE`) for a bad command
+//! line or configuration, 1 when startup fails (an address cannot be bound).
 
-fn main() {
-    println!("slotway");
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::{Args, Parser, Subcommand};
+use slotway::config::{Overrides, ProxyConfig};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// `EX_USAGE` from sysexits.h: the command was used incorrectly.
+const EX_USAGE: u8 = 64;
+/// Startup failed for a reason other than the configuration.
+const EX_STARTUP: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slotway",
+    version,
+    about = "A cluster-aware Redis proxy: one address in front of a Redis Cluster",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no subcommand, `slotway` runs the proxy with these flags.
+    #[command(flatten)]
+    proxy: ProxyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy (the default when no subcommand is given).
+    Proxy(ProxyArgs),
+}
+
+/// Flags of `slotway proxy`; each overrides the file and the environment.
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// TOML configuration file (every key: config/slotway.toml). Without it
+    /// only the defaults, SLOTWAY_* variables and flags apply.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address clients connect to [config: listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Cluster nodes to learn the topology from [config: cluster.seeds].
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_delimiter = ',')]
+    seeds: Option<Vec<String>>,
+    /// Address of the admin HTTP endpoint: /metrics, /healthz, /readyz
+    /// [config: admin_listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_listen: Option<String>,
+    /// Log filter: a level (error, warn, info, debug, trace) or directives
+    /// such as `info,slotway::proxy=debug`. Wins over RUST_LOG, which wins
+    /// over [config: log.level].
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version also arrive here, on stdout.
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Some(Command::Proxy(args)) => proxy(args),
+        None => proxy(cli.proxy),
+    }
+}
+
+fn proxy(args: ProxyArgs) -> ExitCode {
+    let overrides = Overrides {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        seeds: args.seeds,
+        log_level: args.log_level,
+    };
+    let config = match ProxyConfig::load(args.config.as_deref(), &overrides) {
+        Ok(config) => Arc::new(config),
+        Err(e) => return usage_error(&e),
+    };
+    let filter = match log_filter(&config, overrides.log_level.is_some()) {
+        Ok(filter) => filter,
+        Err(e) => return usage_error(&e),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    tracing::debug!(?config, "configuration loaded");
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("slotway-worker")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return startup_error(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run_proxy(config)) {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(message) => startup_error(&message),
+    }
+}
+
+/// `--log-level` (already folded into `config.log.level`) wins over
+/// `RUST_LOG`, which wins over the file and `SLOTWAY_LOG__LEVEL`.
+fn log_filter(config: &ProxyConfig, flag_given: bool) -> Result<EnvFilter, String> {
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    match rust_log {
+        Some(directives) if !flag_given => {
+            EnvFilter::try_new(&directives).map_err(|e| format!("{}: {e}", EnvFilter::DEFAULT_ENV))
+        }
+        // Validated by ProxyConfig::validate.
+        _ => EnvFilter::try_new(&config.log.level).map_err(|e| format!("log.level: {e}")),
+    }
+}
+
+fn usage_error(message: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("slotway: invalid configuration: {message}");
+    ExitCode::from(EX_USAGE)
+}
+
+fn startup_error(message: &str) -> ExitCode {
+    // Plain stderr, like a configuration error; logs go to stderr as well.
+    eprintln!("slotway: {message}");
+    ExitCode::from(EX_STARTUP)
+}
+
+/// Starts the admin endpoint and the proxy; returns when a shutdown signal
+/// has stopped both, or with a message when startup fails.
+async fn run_proxy(config: Arc<ProxyConfig>) -> Result<(), String> {
+    let shutdown = CancellationToken::new();
+    // Install the handlers before anything listens, so a signal that comes
+    // after "listening" is always a clean shutdown.
+    let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            signals.recv().await;
+            shutdown.cancel();
+        }
+    });
+
+    let registry = prometheus::Registry::new();
+    // Registered before anything listens, so /metrics lists every family.
+    let metrics = slotway::metrics::Metrics::new(&registry)
+        .map_err(|e| format!("cannot register metrics: {e}"))?;
+    // Flipped by the proxy once its slot map covers every slot.
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let admin = tokio::net::TcpListener::bind(config.admin_listen.as_str())
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on admin address {}: {e}",
+                config.admin_listen
+            )
+        })?;
+    if let Ok(addr) = admin.local_addr() {
+        tracing::info!(%addr, "admin endpoint listening");
+    }
+    let admin = tokio::spawn(slotway::admin::serve(
+        admin,
+        registry,
+        Arc::clone(&ready),
+        shutdown.clone().cancelled_owned(),
+    ));
+
+    let result = slotway::proxy::run(
+        config,
+        Arc::new(metrics),
+        Arc::clone(&ready),
+        shutdown.clone().cancelled_owned(),
+    )
+    .await;
+    shutdown.cancel();
+    let _ = admin.await;
+    result.map_err(|e| e.to_string())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, registered up front.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
+        #[cfg(not(unix))]
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => tracing::info!("Ctrl-C received, shutting down"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::cluster::redirect::{self, ClusterError};
+use crate::metrics::{BackendErrorKind, RedirectKind};
 
 use super::Proxy;
 use super::backend::{BackendError, FailureKind, Node, ReplyResult, Sent};
@@ -130,11 +131,7 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
                 return result.unwrap_or_default();
             }
             Step::Moved { slot, addr } => {
-                proxy
-                    .metrics
-                    .redirects_total
-                    .with_label_values(&["moved"])
-                    .inc();
+                proxy.metrics.record_redirect(RedirectKind::Moved);
                 redirects += 1;
                 if redirects > cfg.retry.max_redirects {
                     return result.unwrap_or_default();
@@ -144,11 +141,7 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
                     .apply_moved(slot, &with_host(&addr, node.addr()));
             }
             Step::Ask { addr } => {
-                proxy
-                    .metrics
-                    .redirects_total
-                    .with_label_values(&["ask"])
-                    .inc();
+                proxy.metrics.record_redirect(RedirectKind::Ask);
                 redirects += 1;
                 if redirects > cfg.retry.max_redirects {
                     return result.unwrap_or_default();
@@ -157,19 +150,15 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
             }
             Step::RetryLater => {
                 let kind = match result.as_ref().ok().and_then(|r| redirect::parse(r)) {
-                    Some(ClusterError::TryAgain) => "tryagain",
-                    Some(ClusterError::Loading) => "loading",
-                    _ => "clusterdown",
+                    Some(ClusterError::TryAgain) => RedirectKind::TryAgain,
+                    Some(ClusterError::Loading) => RedirectKind::Loading,
+                    _ => RedirectKind::ClusterDown,
                 };
-                proxy
-                    .metrics
-                    .redirects_total
-                    .with_label_values(&[kind])
-                    .inc();
+                proxy.metrics.record_redirect(kind);
                 if Instant::now() + backoff > retry_deadline {
                     return result.unwrap_or_default();
                 }
-                if kind == "clusterdown" {
+                if kind == RedirectKind::ClusterDown {
                     proxy.cluster.request_refresh(RefreshReason::NodeDown);
                 }
                 tokio::time::sleep(backoff).await;
@@ -216,11 +205,12 @@ fn pick(proxy: &Proxy, target: &Target) -> Option<Arc<Node>> {
 }
 
 fn note_failure(proxy: &Proxy, err: &BackendError) {
-    proxy
-        .metrics
-        .backend_errors_total
-        .with_label_values(&[&err.addr, err.kind_label()])
-        .inc();
+    let kind = match err.kind {
+        FailureKind::Down => BackendErrorKind::Connect,
+        FailureKind::Closed => BackendErrorKind::Closed,
+        FailureKind::Protocol => BackendErrorKind::Protocol,
+    };
+    proxy.metrics.node(&err.addr).record_error(kind);
 }
 
 /// Waits for the next topology snapshot, or one fast-poll interval, but not

@@ -62,29 +62,38 @@ pub enum RunError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot register metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    #[error(
+        "no seed nodes configured: give --seeds HOST:PORT[,HOST:PORT...] \
+         (the embedded cluster of built-in nodes is not available yet)"
+    )]
+    NoSeeds,
     #[error("cannot start worker threads: {0}")]
     Workers(std::io::Error),
 }
 
-/// Runs the proxy until `shutdown` completes.
+/// Runs the proxy until `shutdown` completes. `ready` turns true once the
+/// slot map covers every slot (`/readyz`).
 ///
 /// # Errors
-/// [`RunError`] when a listener cannot be bound.
+/// [`RunError`] when no seed is configured or a listener cannot be bound.
 pub async fn run(
     config: Arc<ProxyConfig>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    if config.cluster.seeds.is_empty() {
+        return Err(RunError::NoSeeds);
+    }
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|source| RunError::Bind {
             addr: config.listen.clone(),
             source,
         })?;
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(Metrics::new(&registry)?);
-    let ready = Arc::new(AtomicBool::new(false));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "proxy listening");
+    }
     let workers = Workers::start(worker_count(&config)).map_err(RunError::Workers)?;
     let proxy = start(config, metrics, ready, &listener, workers.clone());
     tracing::info!(
@@ -98,8 +107,11 @@ pub async fn run(
     Ok(())
 }
 
-fn worker_count(_config: &ProxyConfig) -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+fn worker_count(config: &ProxyConfig) -> usize {
+    match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
 }
 
 /// Builds the shared state and starts the refresher.

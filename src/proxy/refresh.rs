@@ -179,10 +179,7 @@ impl ClusterView {
             }
             let ok = self.refresh_once().await;
             last = Some(Instant::now());
-            self.metrics
-                .topology_refreshes_total
-                .with_label_values(&[reason, if ok { "ok" } else { "error" }])
-                .inc();
+            self.metrics.record_topology_refresh(reason, ok);
             let complete = self.snapshot().is_complete();
             let failing = {
                 let mut until = lock(&self.failing_until);
