@@ -106,9 +106,10 @@ fn proxy(args: ProxyArgs) -> ExitCode {
         .init();
     tracing::debug!(?config, "configuration loaded");
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The control runtime: accepting clients, the refresher, the admin
+    // endpoint. Clients are served on the proxy's own worker threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("slotway-worker")
         .build()
     {
         Ok(runtime) => runtime,

@@ -34,13 +34,14 @@ pub(super) fn lookup(req: &Request) -> Result<&'static CommandSpec, CommandError
 /// The top-level command called `name` (any case), without arity checks or
 /// subcommand resolution.
 pub fn lookup_name(name: &[u8]) -> Option<&'static CommandSpec> {
-    find(COMMANDS, name)
+    find(COMMANDS, 0, name)
 }
 
 /// The subcommand `sub` (any case, without the `container|` prefix) of
 /// `container`, e.g. `get` of `config`.
 pub fn lookup_subcommand(container: &CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
-    find(container.subcommands, sub)
+    // Subcommand names are `container|sub`.
+    find(container.subcommands, container.name.len() + 1, sub)
 }
 
 /// Every command and every subcommand, each container followed by its
@@ -52,17 +53,27 @@ pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
         .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
 }
 
-/// Binary search of a table sorted by name; subcommands are compared on the
-/// part after `|` (all subcommands of one container share the prefix, so the
-/// order is the same).
-fn find(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static CommandSpec> {
+/// Binary search of a table sorted by name, comparing names from byte
+/// `prefix_len` on (subcommands share their `container|` prefix, so the order
+/// is the same without it).
+fn find(
+    table: &'static [CommandSpec],
+    prefix_len: usize,
+    name: &[u8],
+) -> Option<&'static CommandSpec> {
     let mut buf = [0u8; MAX_NAME_LEN];
     let lower = buf.get_mut(..name.len())?;
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
     let lower: &[u8] = lower;
     table
-        .binary_search_by(|c| c.short_name().as_bytes().cmp(lower))
+        .binary_search_by(|c| {
+            c.name
+                .as_bytes()
+                .get(prefix_len..)
+                .unwrap_or_default()
+                .cmp(lower)
+        })
         .ok()
         .and_then(|i| table.get(i))
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
 use crate::cluster::redirect::{self, ClusterError};
 use crate::metrics::{BackendErrorKind, RedirectKind};
@@ -95,6 +96,53 @@ fn with_host(addr: &str, sender: &str) -> String {
 /// Sends `request` (raw RESP) to `target` and returns the reply for the
 /// client, with every redirect, retry and failover wait absorbed.
 pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bool) -> Bytes {
+    execute_after(proxy, request, target, readonly, None).await
+}
+
+/// The fast path for a single-slot request: sends it to the slot's master
+/// as the current map says, with no retry machinery. `None` when the slot
+/// has no owner. A reply that needs handling (a redirect, a failure) goes to
+/// [`execute_after`].
+#[inline]
+pub fn send_to_slot(
+    proxy: &Proxy,
+    request: Bytes,
+    slot: u16,
+) -> Option<oneshot::Receiver<ReplyResult>> {
+    proxy
+        .cluster
+        .snapshot()
+        .master(slot)
+        .map(|node| node.send(request, false))
+}
+
+/// True when a first attempt's reply can go to the client as it is.
+#[inline]
+pub fn is_final(reply: &Bytes) -> bool {
+    reply.first() != Some(&b'-') || redirect::parse(reply).is_none()
+}
+
+/// The result of a first attempt whose reply channel was dropped: the link
+/// lost (or gave up on) its connection with the request in flight.
+pub fn dropped_reply(proxy: &Proxy, target: &Target) -> ReplyResult {
+    let addr: Arc<str> =
+        pick(proxy, target).map_or_else(|| Arc::from("unknown"), |n| Arc::from(n.addr()));
+    Err(BackendError {
+        addr,
+        kind: FailureKind::Closed,
+        sent: Sent::Maybe,
+    })
+}
+
+/// Like [`execute`], for a request whose first attempt already produced
+/// `first` (when given).
+pub async fn execute_after(
+    proxy: &Proxy,
+    request: Bytes,
+    target: Target,
+    readonly: bool,
+    first: Option<ReplyResult>,
+) -> Bytes {
     let cfg = &proxy.config;
     let started = Instant::now();
     let retry_deadline = started + Duration::from_millis(cfg.retry.retry_deadline_ms);
@@ -103,29 +151,38 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
     let mut backoff = Duration::from_millis(5);
     let mut ask_node: Option<Arc<Node>> = None;
     let mut last_failure: Option<BackendError> = None;
+    let mut first = first;
     loop {
-        let (node, asking) = match ask_node.take() {
-            Some(node) => (node, true),
-            None => match pick(proxy, &target) {
-                Some(node) => (node, false),
-                None => {
-                    if !await_topology(proxy, failover_deadline).await {
-                        return no_owner_error(&target, last_failure.as_ref());
+        // The node that answered: for a redirect without a host (and the
+        // first attempt's, whoever owns the slot now).
+        let (result, sender) = if let Some(result) = first.take() {
+            (result, pick(proxy, &target))
+        } else {
+            let (node, asking) = match ask_node.take() {
+                Some(node) => (node, true),
+                None => match pick(proxy, &target) {
+                    Some(node) => (node, false),
+                    None => {
+                        if !await_topology(proxy, failover_deadline).await {
+                            return no_owner_error(&target, last_failure.as_ref());
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            },
+                },
+            };
+            let result = match node.send(request.clone(), asking).await {
+                Ok(result) => result,
+                // The link dropped the request with its connection (lost, or
+                // stalled past the request timeout).
+                Err(_) => Err(BackendError {
+                    addr: node.addr().into(),
+                    kind: FailureKind::Closed,
+                    sent: Sent::Maybe,
+                }),
+            };
+            (result, Some(node))
         };
-        let result = match node.send(request.clone(), asking).await {
-            Ok(result) => result,
-            // The link dropped the request with its connection (lost, or
-            // stalled past the request timeout).
-            Err(_) => Err(BackendError {
-                addr: node.addr().into(),
-                kind: FailureKind::Closed,
-                sent: Sent::Maybe,
-            }),
-        };
+        let sender_addr = sender.as_ref().map_or("", |n| n.addr());
         match next_step(&result, readonly) {
             Step::Deliver => {
                 return result.unwrap_or_default();
@@ -138,7 +195,7 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
                 }
                 proxy
                     .cluster
-                    .apply_moved(slot, &with_host(&addr, node.addr()));
+                    .apply_moved(slot, &with_host(&addr, sender_addr));
             }
             Step::Ask { addr } => {
                 proxy.metrics.record_redirect(RedirectKind::Ask);
@@ -146,7 +203,7 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
                 if redirects > cfg.retry.max_redirects {
                     return result.unwrap_or_default();
                 }
-                ask_node = Some(proxy.cluster.node(&with_host(&addr, node.addr())));
+                ask_node = Some(proxy.cluster.node(&with_host(&addr, sender_addr)));
             }
             Step::RetryLater => {
                 let kind = match result.as_ref().ok().and_then(|r| redirect::parse(r)) {
