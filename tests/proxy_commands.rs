@@ -23,7 +23,9 @@ fn setup() -> Option<(RedisCluster, Proxy)> {
 fn with_tag(args: &[&str], tag: &str) -> Vec<String> {
     args.iter()
         .map(|a| match *a {
-            "K" | "K2" | "NK" | "L" | "L2" | "H" | "S" | "S2" | "Z" | "X" => format!("{{{tag}}}:{a}"),
+            "K" | "K2" | "NK" | "L" | "L2" | "H" | "S" | "S2" | "Z" | "X" => {
+                format!("{{{tag}}}:{a}")
+            }
             other => other.to_string(),
         })
         .collect()
@@ -110,11 +112,15 @@ const SCRIPT: &[&[&str]] = &[
 
 #[test]
 fn replies_match_the_owning_master_byte_for_byte() {
-    let Some((cluster, proxy)) = setup() else { return };
+    let Some((cluster, proxy)) = setup() else {
+        return;
+    };
     let mut through_proxy = proxy.client();
     // The same script straight at the master of another tag's slot.
     let direct_tag = "direct";
-    let owner = cluster.master_for_slot(key_slot(direct_tag.as_bytes())).unwrap();
+    let owner = cluster
+        .master_for_slot(key_slot(direct_tag.as_bytes()))
+        .unwrap();
     let mut direct = cluster.client(owner);
     // Tags of one length, so replies that echo a key differ only in the tag.
     let proxy_tag = "proxyA";
@@ -133,7 +139,9 @@ fn replies_match_the_owning_master_byte_for_byte() {
 
 #[test]
 fn pipelines_multi_key_commands_and_local_commands() {
-    let Some((_cluster, proxy)) = setup() else { return };
+    let Some((_cluster, proxy)) = setup() else {
+        return;
+    };
     let mut c = proxy.client();
 
     // 10,000 pipelined mixed commands come back in order.
@@ -156,8 +164,20 @@ fn pipelines_multi_key_commands_and_local_commands() {
     }
 
     // Hash tags keep keys together.
-    assert_eq!(c.cmd(&["MSETNX", "{user1000}.following", "a", "{user1000}.followers", "b"]), Reply::Int(1));
-    assert_eq!(c.cmd(&["RENAME", "{user1000}.following", "{user1000}.x"]), Reply::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&[
+            "MSETNX",
+            "{user1000}.following",
+            "a",
+            "{user1000}.followers",
+            "b"
+        ]),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        c.cmd(&["RENAME", "{user1000}.following", "{user1000}.x"]),
+        Reply::Simple("OK".into())
+    );
 
     // Split commands across slots, merged as one server answers.
     let keys: Vec<String> = (0..50).map(|i| format!("mk:{i}")).collect();
@@ -167,7 +187,8 @@ fn pipelines_multi_key_commands_and_local_commands() {
         mset.push(format!("v-{k}"));
     }
     assert!(c.cmd_bytes(&mset).is_ok());
-    let slots: std::collections::HashSet<u16> = keys.iter().map(|k| key_slot(k.as_bytes())).collect();
+    let slots: std::collections::HashSet<u16> =
+        keys.iter().map(|k| key_slot(k.as_bytes())).collect();
     assert!(slots.len() > 10, "the keys should span many slots");
     let mut mget = vec!["MGET".to_string()];
     mget.extend(keys.iter().cloned());
@@ -183,7 +204,10 @@ fn pipelines_multi_key_commands_and_local_commands() {
     exists.extend(keys.iter().cloned());
     exists.push(keys[0].clone());
     assert_eq!(c.cmd_bytes(&exists), Reply::Int(51));
-    assert_eq!(c.cmd_bytes(&[&["TOUCH", "mk:1", "mk:2", "nope"][..]].concat()), Reply::Int(2));
+    assert_eq!(
+        c.cmd_bytes(&[&["TOUCH", "mk:1", "mk:2", "nope"][..]].concat()),
+        Reply::Int(2)
+    );
     assert_eq!(c.cmd(&["UNLINK", "mk:1", "mk:2", "nope"]), Reply::Int(2));
     let mut del = vec!["DEL".to_string()];
     del.extend(keys.iter().cloned());
@@ -209,9 +233,15 @@ fn pipelines_multi_key_commands_and_local_commands() {
     assert_eq!(c.cmd(&["PING", "hi"]), Reply::bulk("hi"));
     assert_eq!(c.cmd(&["ECHO", ""]), Reply::bulk(""));
     assert!(c.cmd(&["SELECT", "0"]).is_ok());
-    assert_eq!(c.cmd(&["SELECT", "1"]), Reply::Error("ERR DB index is out of range".into()));
+    assert_eq!(
+        c.cmd(&["SELECT", "1"]),
+        Reply::Error("ERR DB index is out of range".into())
+    );
     assert_eq!(c.cmd(&["CLUSTER", "KEYSLOT", "foo"]), Reply::Int(12182));
-    assert_eq!(c.cmd(&["CLUSTER", "KEYSLOT", "{user1000}.following"]), Reply::Int(i64::from(key_slot(b"user1000"))));
+    assert_eq!(
+        c.cmd(&["CLUSTER", "KEYSLOT", "{user1000}.following"]),
+        Reply::Int(i64::from(key_slot(b"user1000")))
+    );
     let dbsize = c.cmd(&["DBSIZE"]).expect_int();
     // 2500 pipe keys + 7 counters + 2 user1000 keys.
     assert_eq!(dbsize, 2509);
@@ -241,21 +271,41 @@ fn pipelines_multi_key_commands_and_local_commands() {
     // The admin endpoint: ready, and the commands counted by name.
     assert_eq!(proxy.admin_get("/readyz").unwrap().0, 200);
     let metrics = proxy.metrics_text();
-    assert!(metrics.contains("slotway_commands_total{command=\"get\",outcome=\"ok\"}"), "{metrics}");
+    assert!(
+        metrics.contains("slotway_commands_total{command=\"get\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
 }
 
 #[test]
 fn bad_input_closes_only_that_client() {
-    let Some((_cluster, proxy)) = setup() else { return };
+    let Some((_cluster, proxy)) = setup() else {
+        return;
+    };
     let mut bystander = proxy.client();
     assert!(bystander.cmd(&["SET", "bystander", "1"]).is_ok());
     let cases: &[(&[u8], &str)] = &[
-        (b"*1\r\n$abc\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*1\r\nx\r\n", "-ERR Protocol error: expected '$', got 'x'\r\n"),
+        (
+            b"*1\r\n$abc\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*abc\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\nx\r\n",
+            "-ERR Protocol error: expected '$', got 'x'\r\n",
+        ),
         // A huge announced length fails at once; nothing waits for 600 MB.
-        (b"*1\r\n$600000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"SET k \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (
+            b"*1\r\n$600000000\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"SET k \"unbalanced\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
     ];
     for (input, reply) in cases {
         let mut bad = proxy.client();
@@ -265,30 +315,54 @@ fn bad_input_closes_only_that_client() {
         bad.send_raw(input);
         let started = Instant::now();
         let got = bad.read_raw_until_close();
-        assert_eq!(String::from_utf8_lossy(&got), format!("+PONG\r\n{reply}"), "{input:?}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{input:?} took {:?}", started.elapsed());
-        assert_eq!(bystander.cmd(&["INCR", "bystander"]), Reply::Int(2 + cases.iter().position(|c| c.0 == *input).unwrap() as i64));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            format!("+PONG\r\n{reply}"),
+            "{input:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{input:?} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            bystander.cmd(&["INCR", "bystander"]),
+            Reply::Int(2 + cases.iter().position(|c| c.0 == *input).unwrap() as i64)
+        );
     }
     // An inline request over 64 KB without a newline.
     let mut bad = proxy.client();
     bad.send_raw(&vec![b'a'; 70 * 1024]);
-    assert_eq!(bad.read_raw_until_close(), b"-ERR Protocol error: too big inline request\r\n");
+    assert_eq!(
+        bad.read_raw_until_close(),
+        b"-ERR Protocol error: too big inline request\r\n"
+    );
     assert!(bystander.cmd(&["PING"]) == Reply::Simple("PONG".into()));
 }
 
 #[test]
 fn a_long_pipeline_written_before_any_read_does_not_deadlock() {
-    let Some((_cluster, proxy)) = setup() else { return };
+    let Some((_cluster, proxy)) = setup() else {
+        return;
+    };
     const N: usize = 200_000;
     let mut stream = TcpStream::connect(proxy.addr()).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut writer = stream.try_clone().unwrap();
     // The client writes everything before it reads a single reply.
     let write_all = std::thread::spawn(move || {
         let mut batch = Vec::new();
         for i in 0..N {
-            batch.extend_from_slice(&encode_command(&["SET", &format!("long:{}", i % 1000), "x"]));
+            batch.extend_from_slice(&encode_command(&[
+                "SET",
+                &format!("long:{}", i % 1000),
+                "x",
+            ]));
             if batch.len() > 64 * 1024 {
                 writer.write_all(&batch).unwrap();
                 batch.clear();
@@ -296,7 +370,9 @@ fn a_long_pipeline_written_before_any_read_does_not_deadlock() {
         }
         writer.write_all(&batch).unwrap();
     });
-    write_all.join().expect("the writer finished without the proxy deadlocking");
+    write_all
+        .join()
+        .expect("the writer finished without the proxy deadlocking");
     let expected = b"+OK\r\n".len() * N;
     let mut got = vec![0u8; expected];
     stream.read_exact(&mut got).unwrap();

@@ -26,6 +26,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client;
+mod load;
 mod ports;
 mod process;
 mod proxy;
@@ -33,6 +34,7 @@ mod redis;
 mod wait;
 
 pub use client::{DEFAULT_TIMEOUT, Reply, TestClient, encode_command};
+pub use load::{LoadLoop, LoadReport};
 pub use ports::{free_port, release_port};
 pub use proxy::{Proxy, ProxyOptions};
 pub use redis::{
