@@ -59,12 +59,24 @@ fn a_slot_migrates_under_load_without_errors() {
         }
     }
     let metrics = proxy.metrics_text();
-    for kind in ["ask", "moved"] {
-        let line = metrics
+    let counter = |prefix: &str| -> f64 {
+        metrics
             .lines()
-            .find(|l| l.starts_with(&format!("slotway_redirects_total{{kind=\"{kind}\"}}")))
-            .unwrap_or_else(|| panic!("no {kind} counter in\n{metrics}"));
-        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(count > 0.0, "{line}");
-    }
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert!(
+        counter("slotway_redirects_total{kind=\"ask\"}") > 0.0,
+        "{metrics}"
+    );
+    let moved = counter("slotway_redirects_total{kind=\"moved\"}");
+    assert!(moved > 0.0, "{metrics}");
+    // A storm of MOVED replies is coalesced: far fewer refreshes than
+    // redirects, and never more than the rate limit allows.
+    let refreshes = counter("slotway_topology_refreshes_total{reason=\"moved\"");
+    assert!(
+        refreshes <= 30.0,
+        "{refreshes} refreshes for {moved} MOVED replies"
+    );
 }
