@@ -94,6 +94,45 @@ pub fn handling(spec: &CommandSpec) -> Handling {
     }
 }
 
+/// The command support matrix, as Markdown: every command and subcommand
+/// of the table, grouped by how the proxy handles it. The README carries it,
+/// and a test keeps the two equal.
+pub fn support_matrix() -> String {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<(usize, String), Vec<String>> = BTreeMap::new();
+    for spec in command::all_commands() {
+        // A container (CONFIG, CLUSTER...) is described by its subcommands.
+        if spec.is_container() {
+            continue;
+        }
+        let (rank, what) = match handling(spec) {
+            Handling::ByKey => (
+                0,
+                "Forwarded to the master of the keys' slot (all keys in one slot, else CROSSSLOT)"
+                    .to_string(),
+            ),
+            Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
+            Handling::Local => (2, "Answered by the proxy".to_string()),
+            Handling::AnyMaster => (3, "Keyless, answered by one master".to_string()),
+            Handling::AllMastersSum => (4, "Sent to every master, replies summed".to_string()),
+            Handling::Unsupported(why) => (5, format!("Refused: the command {why}")),
+        };
+        groups
+            .entry((rank, what))
+            .or_default()
+            .push(spec.name.replace('|', " ").to_uppercase());
+    }
+    let mut out = String::new();
+    for ((_, what), names) in groups {
+        out.push_str(&format!(
+            "- **{what}** ({}): {}\n",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+    out
+}
+
 /// Where one request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

@@ -13,19 +13,19 @@
 //! buffered up to the client output limit; past it the client is
 //! disconnected with an error, as Redis does.
 
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::FutureExt;
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::resp::{Request, RequestDecoder, encode};
 
@@ -54,7 +54,7 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut client = client;
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
-    let mut pending: FuturesOrdered<Owed> = FuturesOrdered::new();
+    let mut owed = OwedQueue::default();
     // When the bytes in `input` arrived: every request decoded from one read
     // shares it, so the clock is read once per read, not per request.
     let mut arrived = Instant::now();
@@ -63,34 +63,44 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut closing = false;
     loop {
         // Dispatch every complete request in the buffer, up to the limit.
-        while !closing && pending.len() < max_inflight {
+        while !closing && owed.len() < max_inflight {
             match decoder.decode(&mut input) {
                 Ok(Some(req)) => {
-                    pending.push_back(dispatch(&proxy, &mut client, req, arrived, &mut closing));
+                    let entry = dispatch(&proxy, &mut client, req, arrived, &mut closing);
+                    owed.push(entry);
                 }
                 Ok(None) => break,
                 Err(err) => {
                     proxy.metrics.protocol_errors_total.inc();
                     tracing::debug!(client = %client.addr, %err, "protocol error; closing");
-                    pending.push_back(Owed::ready("unknown", arrived, Bytes::from(err.to_reply())));
+                    owed.push(Entry::ready(
+                        "unknown",
+                        arrived,
+                        Bytes::from(err.to_reply()),
+                    ));
                     closing = true;
                 }
             }
         }
-        if closing && pending.is_empty() && output.is_empty() {
+        if closing && owed.is_empty() && output.is_empty() {
             break;
         }
         tokio::select! {
             biased;
-            Some(first) = pending.next(), if !pending.is_empty() => {
+            first = poll_fn(|cx| owed.poll_next(cx, &proxy)), if !owed.is_empty() => {
                 // Collect every other reply that is already there, so they
-                // leave in one write.
+                // leave in one write. (Polling with a no-op waker is fine:
+                // the next turn of the loop polls the front with the real one.)
                 let now = Instant::now();
+                let mut cx = Context::from_waker(Waker::noop());
                 let mut done = Some(first);
-                while let Some((reply, name, started)) = done {
-                    proxy.metrics.record_command(name, reply.first() != Some(&b'-'), now.saturating_duration_since(started));
+                while let Some((reply, name, arrived)) = done {
+                    proxy.metrics.record_command(name, reply.first() != Some(&b'-'), now.saturating_duration_since(arrived));
                     output.extend_from_slice(&reply);
-                    done = pending.next().now_or_never().flatten();
+                    done = match owed.poll_next(&mut cx, &proxy) {
+                        Poll::Ready(next) => Some(next),
+                        Poll::Pending => None,
+                    };
                 }
                 if output.len() > output_limit {
                     tracing::warn!(client = %client.addr, bytes = output.len(), "client output limit reached; closing");
@@ -101,7 +111,7 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 Ok(n) if n > 0 => output.advance(n),
                 _ => break,
             },
-            read = reader.read_buf(&mut input), if !closing && pending.len() < max_inflight => match read {
+            read = reader.read_buf(&mut input), if !closing && owed.len() < max_inflight => match read {
                 Ok(0) | Err(_) => closing = true,
                 Ok(_) => arrived = Instant::now(),
             },
@@ -110,90 +120,132 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let _ = writer.shutdown().await;
 }
 
-/// A reply the session owes the client. Resolves to the reply, the command
-/// name and when the request arrived (for metrics).
-struct Owed {
-    name: &'static str,
-    arrived: Instant,
-    state: OwedState,
+/// The replies a session owes, in request order.
+///
+/// Only the front entry is ever polled: replies must leave in order anyway,
+/// and nothing behind the front needs polling to make progress. A
+/// forwarded request's reply lands in its channel on its own; anything that
+/// needs work of its own (a redirect, a split command, INFO) runs as a task.
+/// So a completed reply behind the front costs no wakeup at all.
+#[derive(Default)]
+struct OwedQueue {
+    entries: VecDeque<Entry>,
 }
 
-enum OwedState {
-    Ready(Option<Bytes>),
+/// One reply owed, with what the metrics need.
+struct Entry {
+    name: &'static str,
+    arrived: Instant,
+    owed: Owed,
+}
+
+enum Owed {
+    Ready(Bytes),
     /// The fast path: a single-slot request sent straight to its master.
-    /// Most replies end here; redirects and failures move on to `Slow`.
+    /// Most replies end here; a redirect or a failure moves on to a task.
     Forwarded {
         reply: oneshot::Receiver<ReplyResult>,
-        proxy: SessionProxy,
         request: Bytes,
         slot: u16,
         readonly: bool,
     },
-    Slow(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+    Task(JoinHandle<Bytes>),
 }
 
-impl Owed {
-    fn ready(name: &'static str, arrived: Instant, reply: Bytes) -> Owed {
-        Owed {
+impl Entry {
+    fn ready(name: &'static str, arrived: Instant, reply: Bytes) -> Entry {
+        Entry {
             name,
             arrived,
-            state: OwedState::Ready(Some(reply)),
+            owed: Owed::Ready(reply),
         }
     }
 
-    fn slow(
+    fn task(
         name: &'static str,
         arrived: Instant,
         fut: impl Future<Output = Bytes> + Send + 'static,
-    ) -> Owed {
-        Owed {
+    ) -> Entry {
+        Entry {
             name,
             arrived,
-            state: OwedState::Slow(Box::pin(fut)),
+            owed: Owed::Task(tokio::spawn(fut)),
         }
     }
 }
 
-impl Future for Owed {
-    type Output = (Bytes, &'static str, Instant);
+impl OwedQueue {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.entries.push_back(entry);
+    }
+
+    /// The front reply, with its command name and arrival time, once it is
+    /// there.
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        proxy: &SessionProxy,
+    ) -> Poll<(Bytes, &'static str, Instant)> {
         loop {
-            let reply = match &mut this.state {
-                OwedState::Ready(reply) => reply.take().unwrap_or_default(),
-                OwedState::Slow(fut) => ready!(fut.as_mut().poll(cx)),
-                OwedState::Forwarded { reply, .. } => {
+            let Some(entry) = self.entries.front_mut() else {
+                return Poll::Pending;
+            };
+            let reply = match &mut entry.owed {
+                Owed::Ready(reply) => std::mem::take(reply),
+                Owed::Task(task) => match ready!(Pin::new(task).poll(cx)) {
+                    Ok(reply) => reply,
+                    Err(_) => {
+                        Bytes::from_static(b"-ERR internal error while serving this command\r\n")
+                    }
+                },
+                Owed::Forwarded { reply, .. } => {
                     let first = match ready!(Pin::new(reply).poll(cx)) {
-                        Ok(Ok(reply)) if is_final(&reply) => {
-                            return Poll::Ready((reply, this.name, this.arrived));
+                        Ok(Ok(reply)) if is_final(&reply) => reply,
+                        // A redirect or a failure: hand over to the full
+                        // machinery, first attempt included.
+                        other => {
+                            let Owed::Forwarded {
+                                request,
+                                slot,
+                                readonly,
+                                ..
+                            } = std::mem::replace(&mut entry.owed, Owed::Ready(Bytes::new()))
+                            else {
+                                continue;
+                            };
+                            let proxy = proxy.clone();
+                            entry.owed = Owed::Task(tokio::spawn(async move {
+                                let first = match other {
+                                    Ok(result) => result,
+                                    // The link dropped the request with its connection.
+                                    Err(_) => dropped_reply(&proxy, &Target::Slot(slot)),
+                                };
+                                execute_after(
+                                    &proxy,
+                                    request,
+                                    Target::Slot(slot),
+                                    readonly,
+                                    Some(first),
+                                )
+                                .await
+                            }));
+                            continue;
                         }
-                        Ok(result) => Some(result),
-                        // The link dropped the request with its connection.
-                        Err(_) => None,
                     };
-                    // A redirect or a failure: hand over to the full
-                    // machinery, first attempt included.
-                    let OwedState::Forwarded {
-                        proxy,
-                        request,
-                        slot,
-                        readonly,
-                        ..
-                    } = std::mem::replace(&mut this.state, OwedState::Ready(None))
-                    else {
-                        continue;
-                    };
-                    this.state = OwedState::Slow(Box::pin(async move {
-                        let first =
-                            first.unwrap_or_else(|| dropped_reply(&proxy, &Target::Slot(slot)));
-                        execute_after(&proxy, request, Target::Slot(slot), readonly, Some(first))
-                            .await
-                    }));
-                    continue;
+                    first
                 }
             };
-            return Poll::Ready((reply, this.name, this.arrived));
+            let (name, arrived) = (entry.name, entry.arrived);
+            self.entries.pop_front();
+            return Poll::Ready((reply, name, arrived));
         }
     }
 }
@@ -206,7 +258,7 @@ fn dispatch(
     req: Request,
     arrived: Instant,
     closing: &mut bool,
-) -> Owed {
+) -> Entry {
     let (spec, route) = route(&req);
     proxy
         .stats
@@ -217,12 +269,11 @@ fn dispatch(
         Route::Slot { slot, readonly } => {
             let request = req.raw().clone();
             match send_to_slot(proxy, request.clone(), slot) {
-                Some(reply) => Owed {
+                Some(reply) => Entry {
                     name,
                     arrived,
-                    state: OwedState::Forwarded {
+                    owed: Owed::Forwarded {
                         reply,
-                        proxy: proxy.clone(),
                         request,
                         slot,
                         readonly,
@@ -230,37 +281,33 @@ fn dispatch(
                 },
                 None => {
                     let proxy = proxy.clone();
-                    Owed::slow(name, arrived, async move {
+                    Entry::task(name, arrived, async move {
                         execute(&proxy, request, Target::Slot(slot), readonly).await
                     })
                 }
             }
         }
         Route::Local => match spec.map(|spec| local::answer(proxy, client, spec, &req)) {
-            None => Owed::ready(
+            None => Entry::ready(
                 name,
                 arrived,
                 Bytes::from_static(b"-ERR internal routing error\r\n"),
             ),
-            Some(LocalReply::Now(reply)) => Owed::ready(name, arrived, reply),
+            Some(LocalReply::Now(reply)) => Entry::ready(name, arrived, reply),
             Some(LocalReply::Quit(reply)) => {
                 *closing = true;
-                Owed::ready(name, arrived, reply)
+                Entry::ready(name, arrived, reply)
             }
-            Some(LocalReply::Later(fut)) => Owed {
-                name,
-                arrived,
-                state: OwedState::Slow(fut),
-            },
+            Some(LocalReply::Later(fut)) => Entry::task(name, arrived, fut),
         },
         Route::Error(text) => {
             let mut out = BytesMut::with_capacity(text.len() + 3);
             encode::error(&mut out, &text);
-            Owed::ready(name, arrived, out.freeze())
+            Entry::ready(name, arrived, out.freeze())
         }
         Route::AnyMaster { readonly } => {
             let proxy = proxy.clone();
-            Owed::slow(name, arrived, async move {
+            Entry::task(name, arrived, async move {
                 execute(&proxy, req.raw().clone(), Target::AnyMaster, readonly).await
             })
         }
@@ -271,13 +318,13 @@ fn dispatch(
             readonly,
         } => {
             let proxy = proxy.clone();
-            Owed::slow(name, arrived, async move {
+            Entry::task(name, arrived, async move {
                 execute_split(&proxy, &req, merge, group, first_key, readonly).await
             })
         }
         Route::AllMastersSum => {
             let proxy = proxy.clone();
-            Owed::slow(name, arrived, async move {
+            Entry::task(name, arrived, async move {
                 local::sum_over_masters(&proxy, req.raw().clone()).await
             })
         }
