@@ -2,7 +2,7 @@
 //! back (redirects, transient errors, dead or frozen masters) so the client
 //! sees one server.
 //!
-//! The decision for each reply is one pure function ([`next_step`]); the
+//! The decision for each reply is one pure function (`next_step`); the
 //! loop in [`execute`] only carries it out. The rules:
 //! - `MOVED`: fix the slot in the map at once, refresh in the background,
 //!   resend. `ASK`: resend once to the named node behind `ASKING`.
@@ -191,7 +191,7 @@ pub async fn execute_after(
                 proxy.metrics.record_redirect(RedirectKind::Moved);
                 redirects += 1;
                 if redirects > cfg.retry.max_redirects {
-                    return result.unwrap_or_default();
+                    return too_many_redirects(Some(slot), &addr);
                 }
                 proxy
                     .cluster
@@ -201,7 +201,7 @@ pub async fn execute_after(
                 proxy.metrics.record_redirect(RedirectKind::Ask);
                 redirects += 1;
                 if redirects > cfg.retry.max_redirects {
-                    return result.unwrap_or_default();
+                    return too_many_redirects(slot_of(&target), &addr);
                 }
                 ask_node = Some(proxy.cluster.node(&with_host(&addr, sender_addr)));
             }
@@ -290,6 +290,23 @@ fn outcome_unknown_error(err: &BackendError) -> Bytes {
          after the command was sent; it may or may not have been applied\r\n",
         err.addr
     ))
+}
+
+/// The nodes keep sending the request elsewhere (a cluster in the middle of
+/// a reconfiguration, or misconfigured): give up with a clear error rather
+/// than leak a redirect to a client that cannot follow it.
+fn too_many_redirects(slot: Option<u16>, last: &str) -> Bytes {
+    let slot = slot.map_or_else(|| "?".to_string(), |s| s.to_string());
+    Bytes::from(format!(
+        "-CLUSTERDOWN too many redirects for slot {slot} (the last one to {last}); the cluster is reconfiguring\r\n"
+    ))
+}
+
+fn slot_of(target: &Target) -> Option<u16> {
+    match target {
+        Target::Slot(slot) => Some(*slot),
+        _ => None,
+    }
 }
 
 fn unavailable_error(err: Option<&BackendError>) -> Bytes {

@@ -45,7 +45,7 @@ const BLOCKING: &str = "is a blocking command, which this proxy does not serve y
 const PUBSUB: &str = "is a pub/sub command, which this proxy does not serve yet";
 const SCRIPTS: &str = "runs scripts or functions, which this proxy does not serve yet";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
-const FAN_OUT: &str = "must reach every master, which this proxy does not do for it yet";
+const KEYLESS: &str = "has no key to route by, and this proxy does not serve it yet";
 
 /// The handling of the command named `name` (lower case, subcommands as
 /// `container|sub`), given its table entry.
@@ -90,7 +90,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             Unsupported(SCRIPTS)
         }
         _ if !spec.key_specs.is_empty() => ByKey,
-        _ => Unsupported(FAN_OUT),
+        _ => Unsupported(KEYLESS),
     }
 }
 

@@ -19,25 +19,35 @@
 //! }
 //! ```
 
-// Not every test binary uses every helper (nor every re-export), and helpers
-// are not `#[test]` functions, so the test-only clippy relaxations do not
-// reach them.
-#![allow(dead_code, unused_imports)]
+// Not every test binary uses every helper, and helpers are not `#[test]`
+// functions, so the test-only clippy relaxations do not reach them.
+#![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bins;
 mod client;
 mod load;
+mod migration;
 mod ports;
 mod process;
 mod proxy;
 mod redis;
 mod wait;
 
+// The re-exports are the harness API; each test binary uses part of it.
+#[allow(unused_imports)]
+pub use bins::{RedisBins, require_redis};
+#[allow(unused_imports)]
 pub use client::{DEFAULT_TIMEOUT, Reply, TestClient, encode_command};
+#[allow(unused_imports)]
 pub use load::{LoadLoop, LoadReport};
+#[allow(unused_imports)]
+pub use migration::Migration;
+#[allow(unused_imports)]
 pub use ports::{free_port, release_port};
+#[allow(unused_imports)]
 pub use proxy::{Proxy, ProxyOptions};
-pub use redis::{
-    ClusterOptions, Migration, RedisBins, RedisCluster, RedisNode, hash_tag_for_slot, require_redis,
-};
+#[allow(unused_imports)]
+pub use redis::{ClusterOptions, RedisCluster, RedisNode, hash_tag_for_slot};
+#[allow(unused_imports)]
 pub use wait::{Attempt, eventually, try_eventually};

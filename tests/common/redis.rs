@@ -11,6 +11,7 @@ use slotway::cluster::key_slot;
 use slotway::cluster::nodes::{self, NodeLine};
 use tempfile::TempDir;
 
+use super::bins::RedisBins;
 use super::client::{Reply, TestClient};
 use super::ports::{free_port, release_port};
 use super::process;
@@ -32,78 +33,6 @@ const PORT_ATTEMPTS: usize = 5;
 /// Timeout of the helpers' own queries, so a stopped node cannot stall them.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(50);
-
-/// Where `redis-server` and `redis-cli` are.
-#[derive(Debug, Clone)]
-pub struct RedisBins {
-    pub server: PathBuf,
-    pub cli: PathBuf,
-}
-
-impl RedisBins {
-    /// Finds both binaries: `REDIS_SERVER_BIN` / `REDIS_CLI_BIN` if set, else
-    /// on `PATH` or in the usual system directories.
-    ///
-    /// # Errors
-    /// `<name> not installed`, with the override if one was set.
-    pub fn locate() -> Result<RedisBins, String> {
-        Ok(RedisBins {
-            server: find_bin("REDIS_SERVER_BIN", "redis-server")?,
-            cli: find_bin("REDIS_CLI_BIN", "redis-cli")?,
-        })
-    }
-}
-
-fn find_bin(env_var: &str, name: &str) -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os(env_var) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "{name} not installed ({env_var}={} does not exist)",
-                path.display()
-            ))
-        };
-    }
-    let search = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&search)
-        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-        .ok_or_else(|| format!("{name} not installed"))
-}
-
-/// True when tests must fail rather than skip without Redis: `CI` or
-/// `REQUIRE_REDIS_SERVER` set to anything but empty, `0` or `false`.
-fn redis_required() -> bool {
-    let set = |name: &str| {
-        std::env::var(name)
-            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-    };
-    set("CI") || set("REQUIRE_REDIS_SERVER")
-}
-
-/// The Redis binaries, or `None` after printing `SKIP: redis-server not
-/// installed`; a test that gets `None` returns at once.
-///
-/// # Panics
-/// When a binary is missing and `CI` (or `REQUIRE_REDIS_SERVER`) is set: in
-/// CI a test that needs a real cluster fails instead of passing unseen.
-pub fn require_redis() -> Option<RedisBins> {
-    match RedisBins::locate() {
-        Ok(bins) => Some(bins),
-        Err(missing) if redis_required() => panic!(
-            "{missing}, and CI is set, so this test fails instead of skipping. \
-             Install Debian's redis-server and redis-tools (`bash .ci/install-deps`), \
-             or point REDIS_SERVER_BIN / REDIS_CLI_BIN at the binaries."
-        ),
-        Err(missing) => {
-            println!("SKIP: {missing}");
-            None
-        }
-    }
-}
 
 /// A search for a hash tag, `t<n>`, whose slot is `slot`: keys `{t<n>}...`
 /// all land there.
@@ -209,7 +138,7 @@ impl RedisCluster {
     /// slot map, and every replica's link to its master is up.
     ///
     /// # Panics
-    /// When the binaries are missing (call [`require_redis`] first), or the
+    /// When the binaries are missing (call `require_redis()` first), or the
     /// cluster does not form in time; the message carries the logs.
     pub fn start(masters: usize, replicas_per_master: usize) -> RedisCluster {
         RedisCluster::start_with(ClusterOptions {
@@ -484,111 +413,6 @@ impl RedisCluster {
             .collect()
     }
 
-    /// Starts moving `slot` from its owner to the master on `to`: `CLUSTER
-    /// SETSLOT IMPORTING` on the target, then `MIGRATING` on the source (the
-    /// order `redis-cli --cluster reshard` uses). From here the source
-    /// answers `ASK` for keys it no longer holds.
-    ///
-    /// # Panics
-    /// When the owner is unknown, is `to` already, or a node refuses.
-    pub fn begin_migration(&self, slot: u16, to: u16) -> Migration {
-        let from = self
-            .master_for_slot(slot)
-            .unwrap_or_else(|| panic!("nodes disagree on the owner of slot {slot}"));
-        assert_ne!(from, to, "slot {slot} is already on {to}");
-        let migration = Migration {
-            slot,
-            from,
-            to,
-            from_id: self.node_id(from),
-            to_id: self.node_id(to),
-        };
-        let s = slot.to_string();
-        self.client(to)
-            .cmd(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &migration.from_id])
-            .expect_ok();
-        self.client(from)
-            .cmd(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &migration.to_id])
-            .expect_ok();
-        migration
-    }
-
-    /// Moves up to `count` keys of the migrating slot with `MIGRATE ...
-    /// KEYS`; returns how many were moved (0 once the source holds none).
-    ///
-    /// # Panics
-    /// When a node refuses.
-    pub fn migrate_keys(&self, migration: &Migration, count: usize) -> usize {
-        let mut source = self.client(migration.from);
-        let keys = source.cmd(&[
-            "CLUSTER",
-            "GETKEYSINSLOT",
-            &migration.slot.to_string(),
-            &count.to_string(),
-        ]);
-        let keys: Vec<Vec<u8>> = keys
-            .expect_array()
-            .iter()
-            .map(|k| k.as_bulk().expect("a key").to_vec())
-            .collect();
-        if keys.is_empty() {
-            return 0;
-        }
-        let port = migration.to.to_string();
-        let mut args: Vec<&[u8]> = vec![
-            b"MIGRATE",
-            b"127.0.0.1",
-            port.as_bytes(),
-            b"",
-            b"0",
-            b"5000",
-            b"KEYS",
-        ];
-        args.extend(keys.iter().map(Vec::as_slice));
-        let reply = source.cmd_bytes(&args);
-        assert!(
-            reply.is_ok() || reply.as_str() == Some("NOKEY"),
-            "MIGRATE: {reply:?}"
-        );
-        keys.len()
-    }
-
-    /// Moves the keys still left on the source, then `CLUSTER SETSLOT <slot>
-    /// NODE <target>` on the target, the source and every other master, and
-    /// waits until every live node names the target as the owner. From here
-    /// the source answers `MOVED`.
-    ///
-    /// # Panics
-    /// When a node refuses, or the nodes do not agree within 10 s.
-    pub fn finish_migration(&self, migration: Migration) {
-        for _ in 0..10_000 {
-            if self.migrate_keys(&migration, 1000) == 0 {
-                break;
-            }
-        }
-        let s = migration.slot.to_string();
-        let mut order = vec![migration.to, migration.from];
-        order.extend(
-            self.masters()
-                .into_iter()
-                .filter(|p| *p != migration.to && *p != migration.from),
-        );
-        for port in order {
-            self.client(port)
-                .cmd(&["CLUSTER", "SETSLOT", &s, "NODE", &migration.to_id])
-                .expect_ok();
-        }
-        let agreed = try_eventually(Duration::from_secs(10), POLL, || {
-            self.master_for_slot(migration.slot) == Some(migration.to)
-        });
-        if let Err(why) = agreed {
-            panic!(
-                "slot {} not on {} everywhere: {why}",
-                migration.slot, migration.to
-            );
-        }
-    }
-
     /// Spawns a node on a free port and waits for PING; tries other ports if
     /// redis-server cannot bind the one it got.
     fn add_node(&mut self) {
@@ -843,19 +667,6 @@ impl Drop for RedisCluster {
             release_port(node.port);
         }
     }
-}
-
-/// A slot on its way from one master to another; see
-/// [`RedisCluster::begin_migration`].
-#[derive(Debug)]
-pub struct Migration {
-    pub slot: u16,
-    /// The port of the source master.
-    pub from: u16,
-    /// The port of the target master.
-    pub to: u16,
-    from_id: String,
-    to_id: String,
 }
 
 fn port_of(addr: &str) -> Option<u16> {
