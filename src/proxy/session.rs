@@ -206,42 +206,39 @@ impl OwedQueue {
                         Bytes::from_static(b"-ERR internal error while serving this command\r\n")
                     }
                 },
-                Owed::Forwarded { reply, .. } => {
-                    let first = match ready!(Pin::new(reply).poll(cx)) {
-                        Ok(Ok(reply)) if is_final(&reply) => reply,
-                        // A redirect or a failure: hand over to the full
-                        // machinery, first attempt included.
-                        other => {
-                            let Owed::Forwarded {
-                                request,
-                                slot,
-                                readonly,
-                                ..
-                            } = std::mem::replace(&mut entry.owed, Owed::Ready(Bytes::new()))
-                            else {
-                                continue;
-                            };
-                            let proxy = proxy.clone();
-                            entry.owed = Owed::Task(tokio::spawn(async move {
-                                let first = match other {
-                                    Ok(result) => result,
-                                    // The link dropped the request with its connection.
-                                    Err(_) => dropped_reply(&proxy, &Target::Slot(slot)),
-                                };
-                                execute_after(
-                                    &proxy,
-                                    request,
-                                    Target::Slot(slot),
-                                    readonly,
-                                    Some(first),
-                                )
-                                .await
-                            }));
+                Owed::Forwarded { reply, .. } => match ready!(Pin::new(reply).poll(cx)) {
+                    Ok(Ok(reply)) if is_final(&reply) => reply,
+                    // A redirect or a failure: hand over to the full
+                    // machinery, first attempt included.
+                    other => {
+                        let Owed::Forwarded {
+                            request,
+                            slot,
+                            readonly,
+                            ..
+                        } = std::mem::replace(&mut entry.owed, Owed::Ready(Bytes::new()))
+                        else {
                             continue;
-                        }
-                    };
-                    first
-                }
+                        };
+                        let proxy = proxy.clone();
+                        entry.owed = Owed::Task(tokio::spawn(async move {
+                            let first = match other {
+                                Ok(result) => result,
+                                // The link dropped the request with its connection.
+                                Err(_) => dropped_reply(&proxy, &Target::Slot(slot)),
+                            };
+                            execute_after(
+                                &proxy,
+                                request,
+                                Target::Slot(slot),
+                                readonly,
+                                Some(first),
+                            )
+                            .await
+                        }));
+                        continue;
+                    }
+                },
             };
             let (name, arrived) = (entry.name, entry.arrived);
             self.entries.pop_front();
