@@ -239,6 +239,20 @@ impl Metrics {
         self.command_duration_seconds.observe(elapsed.as_secs_f64());
     }
 
+    /// Commands answered so far, over every command name (INFO's
+    /// `total_commands_processed`).
+    pub fn total_commands(&self) -> u64 {
+        let count = |c: &OutcomeCounters| c.ok.get() + c.error.get();
+        let listed: u64 = self
+            .commands
+            .entries
+            .iter()
+            .filter_map(|(_, slot)| slot.get())
+            .map(count)
+            .sum();
+        listed + self.commands.other.get().map_or(0, count)
+    }
+
     /// Counts a client connection; the returned guard keeps it in
     /// `client_connections` until dropped.
     pub fn client_connected(&self) -> ClientGuard {
@@ -398,6 +412,88 @@ impl OutcomeCounters {
 
 fn addr_key(name: &str) -> (usize, usize) {
     (name.as_ptr() as usize, name.len())
+}
+
+/// A session's own tally of the commands it answered, added to the shared
+/// metrics in batches.
+///
+/// Every shared counter is an atomic that all worker threads write; updating
+/// three or four of them per request makes their cache lines bounce between
+/// cores. A session records into plain fields instead and flushes when it
+/// has gathered enough, when its flush timer fires, and when it ends.
+pub struct CommandRecorder<'a> {
+    metrics: &'a Metrics,
+    durations: prometheus::local::LocalHistogram,
+    /// (name, ok, error) per command name seen since the last flush; a
+    /// session uses few distinct commands, so a short list beats a map.
+    counts: Vec<(&'static str, u64, u64)>,
+    pending: usize,
+}
+
+impl<'a> CommandRecorder<'a> {
+    /// Records this many commands before flushing on its own.
+    pub const BATCH: usize = 256;
+
+    pub fn new(metrics: &'a Metrics) -> CommandRecorder<'a> {
+        CommandRecorder {
+            metrics,
+            durations: metrics.command_duration_seconds.local(),
+            counts: Vec::new(),
+            pending: 0,
+        }
+    }
+
+    /// Like [`Metrics::record_command`], into the session's tally.
+    pub fn record(&mut self, name: &'static str, ok: bool, elapsed: Duration) {
+        self.durations.observe(elapsed.as_secs_f64());
+        let i = match self
+            .counts
+            .iter()
+            .position(|(n, _, _)| std::ptr::eq(*n, name))
+        {
+            Some(i) => i,
+            None => {
+                self.counts.push((name, 0, 0));
+                self.counts.len() - 1
+            }
+        };
+        if let Some((_, ok_count, error_count)) = self.counts.get_mut(i) {
+            if ok {
+                *ok_count += 1;
+            } else {
+                *error_count += 1;
+            }
+        }
+        self.pending += 1;
+        if self.pending >= Self::BATCH {
+            self.flush();
+        }
+    }
+
+    /// Commands recorded and not yet flushed.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Adds the tally to the shared metrics.
+    pub fn flush(&mut self) {
+        for (name, ok, error) in self.counts.drain(..) {
+            let counters = self
+                .metrics
+                .commands
+                .get(name, &self.metrics.commands_total);
+            counters.ok.inc_by(ok);
+            counters.error.inc_by(error);
+        }
+        self.durations.flush();
+        self.pending = 0;
+    }
+}
+
+impl Drop for CommandRecorder<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 #[cfg(test)]

@@ -13,11 +13,12 @@
 //! request may have reached the node ([`Sent`]), which decides whether it may
 //! be retried.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -71,6 +72,9 @@ pub type ReplyResult = Result<Bytes, BackendError>;
 /// `ASKING`, sent before a request redirected by `-ASK`.
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+/// Requests waiting to be written to one node beyond which the link stops
+/// taking more from its queue until the node reads what it was sent.
+const MAX_UNWRITTEN: usize = 4 * 1024 * 1024;
 
 /// One request queued on a link.
 struct Pending {
@@ -105,10 +109,6 @@ pub struct Link {
 struct LinkShared {
     addr: Arc<str>,
     ready: AtomicBool,
-    /// Requests written and replies read on the current connection; the
-    /// stall check compares them (touched only by the link's own task).
-    written: AtomicU64,
-    answered: AtomicU64,
 }
 
 impl Link {
@@ -117,8 +117,6 @@ impl Link {
         let shared = Arc::new(LinkShared {
             addr,
             ready: AtomicBool::new(false),
-            written: AtomicU64::new(0),
-            answered: AtomicU64::new(0),
         });
         workers.spawn_on(worker, run_link(shared.clone(), settings, rx));
         Link { tx, shared }
@@ -325,6 +323,12 @@ async fn connect(
 /// Serves one connection until it fails or stalls. Returns true when the
 /// node was dropped and the link should end.
 ///
+/// One loop owns the socket and the queue of waiters: it takes every queued
+/// request at once (one write for the batch), reads every reply that has
+/// arrived (one read for many), and hands each reply to the oldest waiter.
+/// Writes are partial and non-blocking, so reading never waits behind a
+/// write.
+///
 /// A stall is a connection with requests outstanding and no reply for the
 /// request timeout: the node may be frozen (SIGSTOP, a hung host) with its
 /// socket still open. Rather than time out every request (a timer each), the
@@ -333,107 +337,83 @@ async fn connect(
 async fn serve(
     shared: &LinkShared,
     settings: &LinkSettings,
-    reader: OwnedReadHalf,
+    mut reader: OwnedReadHalf,
     mut writer: OwnedWriteHalf,
-    buf: BytesMut,
+    mut input: BytesMut,
     rx: &mut mpsc::UnboundedReceiver<Pending>,
 ) -> bool {
-    shared.written.store(0, Ordering::Relaxed);
-    shared.answered.store(0, Ordering::Relaxed);
-    let (waiters_tx, waiters_rx) = mpsc::unbounded_channel::<Waiter>();
-    let read_task = read_replies(shared, reader, buf, waiters_rx);
-    tokio::pin!(read_task);
     let period =
         (settings.request_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
     let mut check = tokio::time::interval(period);
-    let mut last_answered = 0;
+    // Waiters in the order their requests were written: replies come back in
+    // that order. Dropped with the connection, which their requests see as
+    // "closed, may have been executed".
+    let mut waiters: VecDeque<Waiter> = VecDeque::with_capacity(64);
+    let mut answered_at_last_check = 0u64;
+    let mut answered = 0u64;
     let mut last_progress = Instant::now();
-    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
     let mut batch = Vec::with_capacity(64);
-    let closed = loop {
+    loop {
         tokio::select! {
             biased;
-            _ = &mut read_task => break false,
-            n = rx.recv_many(&mut batch, 512) => {
-                if n == 0 {
-                    break true;
+            read = reader.read_buf(&mut input) => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    return false;
                 }
-                // Register the waiters before the bytes can reach the node,
-                // so the reader always finds the waiter for a reply.
-                let mut count = 0;
+                loop {
+                    match reply_len(&input) {
+                        Ok(Some(len)) => {
+                            let reply = input.split_to(len).freeze();
+                            answered += 1;
+                            match waiters.pop_front() {
+                                Some(Waiter::Client(tx)) => {
+                                    let _ = tx.send(Ok(reply));
+                                }
+                                Some(Waiter::Asking) => {}
+                                // A reply nobody asked for: the stream is out of step.
+                                None => return false,
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(err) => {
+                            tracing::warn!(addr = %shared.addr, %err, "backend sent an invalid reply; closing the link");
+                            return false;
+                        }
+                    }
+                }
+                if input.capacity() - input.len() < 4096 {
+                    input.reserve(16 * 1024);
+                }
+            }
+            written = writer.write(&output), if !output.is_empty() => match written {
+                Ok(n) if n > 0 => output.advance(n),
+                _ => return false,
+            },
+            n = rx.recv_many(&mut batch, 512), if output.len() < MAX_UNWRITTEN => {
+                if n == 0 {
+                    return true;
+                }
+                // Waiters are queued before their bytes can reach the node,
+                // so every reply finds its waiter.
                 for p in batch.drain(..) {
                     if p.asking {
-                        out.extend_from_slice(ASKING);
-                        let _ = waiters_tx.send(Waiter::Asking);
-                        count += 1;
+                        output.extend_from_slice(ASKING);
+                        waiters.push_back(Waiter::Asking);
                     }
-                    out.extend_from_slice(&p.request);
-                    let _ = waiters_tx.send(Waiter::Client(p.reply));
-                    count += 1;
-                }
-                shared.written.fetch_add(count, Ordering::Relaxed);
-                let written = tokio::time::timeout(settings.request_timeout, writer.write_all(&out)).await;
-                out.clear();
-                if !matches!(written, Ok(Ok(()))) {
-                    break false;
+                    output.extend_from_slice(&p.request);
+                    waiters.push_back(Waiter::Client(p.reply));
                 }
             }
             _ = check.tick() => {
-                let answered = shared.answered.load(Ordering::Relaxed);
-                if answered != last_answered || answered >= shared.written.load(Ordering::Relaxed) {
-                    last_answered = answered;
+                if answered != answered_at_last_check || waiters.is_empty() {
+                    answered_at_last_check = answered;
                     last_progress = Instant::now();
                 } else if last_progress.elapsed() >= settings.request_timeout {
                     tracing::warn!(addr = %shared.addr, "backend stopped answering; reconnecting");
-                    break false;
+                    return false;
                 }
             }
-        }
-    };
-    // Dropping the reader drops every waiter still registered: those requests
-    // may have been executed. Requests still queued were never written; the
-    // caller refuses them with Sent::No while the link is down.
-    drop(waiters_tx);
-    closed
-}
-
-/// Reads replies and hands each to the oldest waiter, until the connection
-/// fails. Waiters left behind are dropped with it, which their requests see
-/// as "closed, may have been executed".
-async fn read_replies(
-    shared: &LinkShared,
-    mut reader: OwnedReadHalf,
-    mut buf: BytesMut,
-    mut waiters: mpsc::UnboundedReceiver<Waiter>,
-) {
-    loop {
-        loop {
-            match reply_len(&buf) {
-                Ok(Some(len)) => {
-                    let reply = buf.split_to(len).freeze();
-                    shared.answered.fetch_add(1, Ordering::Relaxed);
-                    match waiters.try_recv() {
-                        Ok(Waiter::Client(tx)) => {
-                            let _ = tx.send(Ok(reply));
-                        }
-                        Ok(Waiter::Asking) => {}
-                        // A reply nobody asked for: the stream is out of step.
-                        Err(_) => return,
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    tracing::warn!(%err, "backend sent an invalid reply; closing the link");
-                    return;
-                }
-            }
-        }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
-        }
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
         }
     }
 }

@@ -245,7 +245,7 @@ async fn info(proxy: &Proxy, sections: &[String]) -> Bytes {
         text.push_str(&format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
             stats.connections_received.load(Ordering::Relaxed),
-            stats.commands_processed.load(Ordering::Relaxed),
+            proxy.metrics.total_commands(),
             stats.rejected_connections.load(Ordering::Relaxed),
         ));
     }

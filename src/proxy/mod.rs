@@ -41,7 +41,6 @@ pub struct Stats {
     pub connected_clients: AtomicU64,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
 }
 
 /// Everything a session needs, shared by all of them.
@@ -131,7 +130,6 @@ pub fn start(
             connected_clients: AtomicU64::new(0),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            commands_processed: AtomicU64::new(0),
         },
         config,
         cluster,

@@ -13,7 +13,7 @@ use crate::resp::reply::reply_len;
 use crate::resp::{Request, encode};
 
 use super::Proxy;
-use super::dispatch::{Target, execute};
+use super::dispatch::{Target, dropped_reply, execute_after, is_final, send_to_slot};
 use super::router::Merge;
 
 /// One sub-request: its slot, its arguments, and for each key the index of
@@ -56,7 +56,9 @@ pub fn split(req: &Request, first_key: usize, group: usize) -> Vec<Part<'_>> {
     parts
 }
 
-/// Runs a split command and merges the parts' replies.
+/// Runs a split command and merges the parts' replies. Every part is sent
+/// at once on the fast path; a part whose reply needs handling (a redirect,
+/// a failure) then goes through the full machinery on its own.
 pub async fn execute_split(
     proxy: &Proxy,
     req: &Request,
@@ -66,11 +68,30 @@ pub async fn execute_split(
     readonly: bool,
 ) -> Bytes {
     let parts = split(req, first_key, group);
-    let requests = parts.iter().map(|part| {
-        let raw = Request::from_args(&part.args).raw().clone();
-        execute(proxy, raw, Target::Slot(part.slot), readonly)
-    });
-    let replies = futures_util::future::join_all(requests).await;
+    let sent: Vec<(Bytes, Option<_>)> = parts
+        .iter()
+        .map(|part| {
+            let raw = Request::from_args(&part.args).raw().clone();
+            let reply = send_to_slot(proxy, raw.clone(), part.slot);
+            (raw, reply)
+        })
+        .collect();
+    let mut replies = Vec::with_capacity(parts.len());
+    for (part, (raw, reply)) in parts.iter().zip(sent) {
+        let target = Target::Slot(part.slot);
+        let first = match reply {
+            Some(reply) => match reply.await {
+                Ok(Ok(reply)) if is_final(&reply) => {
+                    replies.push(reply);
+                    continue;
+                }
+                Ok(result) => Some(result),
+                Err(_) => Some(dropped_reply(proxy, &target)),
+            },
+            None => None,
+        };
+        replies.push(execute_after(proxy, raw, target, readonly, first).await);
+    }
     merge(how, &parts, &replies)
 }
 

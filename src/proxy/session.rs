@@ -17,9 +17,8 @@ use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::metrics::CommandRecorder;
 use crate::resp::{Request, RequestDecoder, encode};
 
 use super::Proxy;
@@ -35,6 +35,9 @@ use super::dispatch::{Target, dropped_reply, execute, execute_after, is_final, s
 use super::local::{self, ClientState, LocalReply};
 use super::multikey::execute_split;
 use super::router::{Route, route};
+
+/// How long a session keeps command metrics to itself before flushing them.
+const METRICS_FLUSH_DELAY: Duration = Duration::from_millis(100);
 
 /// The session's handle on the shared proxy. Requests clone this, not the
 /// shared `Arc<Proxy>`, so the reference count they touch lives in memory
@@ -55,6 +58,12 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut owed = OwedQueue::default();
+    let mut recorder = CommandRecorder::new(&proxy.metrics);
+    // Flushes the recorder a while after its first unflushed command, so an
+    // idle connection's last commands still reach /metrics.
+    let flush_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(flush_timer);
+    let mut flush_armed = false;
     // When the bytes in `input` arrived: every request decoded from one read
     // shares it, so the clock is read once per read, not per request.
     let mut arrived = Instant::now();
@@ -95,12 +104,16 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 let mut cx = Context::from_waker(Waker::noop());
                 let mut done = Some(first);
                 while let Some((reply, name, arrived)) = done {
-                    proxy.metrics.record_command(name, reply.first() != Some(&b'-'), now.saturating_duration_since(arrived));
+                    recorder.record(name, reply.first() != Some(&b'-'), now.saturating_duration_since(arrived));
                     output.extend_from_slice(&reply);
                     done = match owed.poll_next(&mut cx, &proxy) {
                         Poll::Ready(next) => Some(next),
                         Poll::Pending => None,
                     };
+                }
+                if recorder.pending() > 0 && !flush_armed {
+                    flush_timer.as_mut().reset((now + METRICS_FLUSH_DELAY).into());
+                    flush_armed = true;
                 }
                 if output.len() > output_limit {
                     tracing::warn!(client = %client.addr, bytes = output.len(), "client output limit reached; closing");
@@ -115,6 +128,10 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 Ok(0) | Err(_) => closing = true,
                 Ok(_) => arrived = Instant::now(),
             },
+            () = &mut flush_timer, if flush_armed => {
+                recorder.flush();
+                flush_armed = false;
+            }
         }
     }
     let _ = writer.shutdown().await;
@@ -257,10 +274,6 @@ fn dispatch(
     closing: &mut bool,
 ) -> Entry {
     let (spec, route) = route(&req);
-    proxy
-        .stats
-        .commands_processed
-        .fetch_add(1, Ordering::Relaxed);
     let name = spec.map_or("unknown", |s| s.name);
     match route {
         Route::Slot { slot, readonly } => {
