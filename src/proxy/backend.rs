@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::resp::reply::reply_len;
 
 use super::workers::{self, Workers};
+use crate::metrics::{BackendErrorKind, NodeMetrics};
 
 /// Whether a failed request may have reached the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,14 +110,22 @@ pub struct Link {
 struct LinkShared {
     addr: Arc<str>,
     ready: AtomicBool,
+    metrics: NodeMetrics,
 }
 
 impl Link {
-    fn spawn(addr: Arc<str>, settings: LinkSettings, workers: &Workers, worker: usize) -> Link {
+    fn spawn(
+        addr: Arc<str>,
+        settings: LinkSettings,
+        metrics: NodeMetrics,
+        workers: &Workers,
+        worker: usize,
+    ) -> Link {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(LinkShared {
             addr,
             ready: AtomicBool::new(false),
+            metrics,
         });
         workers.spawn_on(worker, run_link(shared.clone(), settings, rx));
         Link { tx, shared }
@@ -163,13 +172,16 @@ impl Node {
         addr: &str,
         links_per_worker: usize,
         settings: &LinkSettings,
+        metrics: &NodeMetrics,
         workers: &Workers,
     ) -> Arc<Node> {
         let addr: Arc<str> = Arc::from(addr);
         let links = (0..workers.len().max(1))
             .map(|w| {
                 (0..links_per_worker.max(1))
-                    .map(|_| Link::spawn(addr.clone(), settings.clone(), workers, w))
+                    .map(|_| {
+                        Link::spawn(addr.clone(), settings.clone(), metrics.clone(), workers, w)
+                    })
                     .collect()
             })
             .collect();
@@ -249,15 +261,18 @@ async fn run_link(
             Ok((reader, writer, buf)) => {
                 backoff = Duration::from_millis(10);
                 shared.ready.store(true, Ordering::Release);
+                shared.metrics.connections.inc();
                 tracing::debug!(addr = %shared.addr, "backend link ready");
                 let closed = serve(&shared, &settings, reader, writer, buf, &mut rx).await;
                 shared.ready.store(false, Ordering::Release);
+                shared.metrics.connections.dec();
                 if closed {
                     return;
                 }
                 tracing::debug!(addr = %shared.addr, "backend link lost");
             }
             Err(err) => {
+                shared.metrics.record_error(BackendErrorKind::Connect);
                 tracing::debug!(addr = %shared.addr, %err, "backend connect failed");
             }
         }
@@ -394,6 +409,7 @@ async fn serve(
                 if n == 0 {
                     return true;
                 }
+                shared.metrics.requests_total.inc_by(n as u64);
                 // Waiters are queued before their bytes can reach the node,
                 // so every reply finds its waiter.
                 for p in batch.drain(..) {

@@ -118,6 +118,7 @@ impl ClusterView {
                     &addr,
                     self.links_per_node,
                     &self.link_settings,
+                    &self.metrics.node(&addr),
                     &self.workers,
                 )
             })
@@ -258,7 +259,13 @@ impl ClusterView {
     fn forget_unknown_nodes(&self) {
         let topo = self.snapshot();
         let known = &topo.claims().known_addrs;
-        lock(&self.nodes).retain(|addr, _| known.contains(addr) || self.seeds.contains(addr));
+        lock(&self.nodes).retain(|addr, _| {
+            let keep = known.contains(addr) || self.seeds.contains(addr);
+            if !keep {
+                self.metrics.forget_node(addr);
+            }
+            keep
+        });
     }
 }
 
