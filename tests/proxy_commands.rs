@@ -107,6 +107,13 @@ const SCRIPT: &[&[&str]] = &[
     &["CONFIG", "NOSUCHSUB"],
     &["TYPE", "H"],
     &["OBJECT", "ENCODING", "S2"],
+    // answered by the proxy, as a server without a password would
+    &["AUTH", "pw"],
+    &["AUTH", "default", "pw"],
+    &["SELECT", "0"],
+    &["PING"],
+    &["PING", "K"],
+    &["ECHO", "K"],
     &["DEL", "K", "K2", "L", "L2", "H", "S", "S2", "Z", "X"],
 ];
 
@@ -250,6 +257,10 @@ fn pipelines_multi_key_commands_and_local_commands() {
     assert!(info.contains("redis_version:"), "{info}");
     assert!(info.contains("cluster_enabled:0"), "{info}");
     assert!(info.contains(&format!("db0:keys={dbsize},")), "{info}");
+    assert_eq!(
+        c.cmd(&["HELLO", "3"]),
+        Reply::Error("NOPROTO sorry, this protocol version is not supported.".into())
+    );
     let hello = c.cmd(&["HELLO", "2"]);
     assert_eq!(hello.expect_array()[5], Reply::Int(2), "{hello:?}");
     assert!(c.cmd(&["COMMAND", "COUNT"]).expect_int() > 200);

@@ -91,7 +91,6 @@ pub fn answer(
             Ok(()) => LocalReply::Now(Bytes::from_static(OK)),
             Err(e) => error(e),
         },
-        "client|setinfo" => LocalReply::Now(Bytes::from_static(OK)),
         "info" => {
             let proxy = proxy.clone();
             let sections: Vec<String> = req
@@ -135,8 +134,9 @@ fn hello(client: &mut ClientState, req: &Request) -> LocalReply {
             .and_then(|s| s.parse::<i64>().ok())
         {
             Some(2) => {}
-            Some(3) => return error("NOPROTO this proxy does not speak RESP3 yet"),
-            Some(_) => return error("NOPROTO unsupported protocol version"),
+            // RESP3 is not spoken yet; Redis's own refusal makes clients
+            // fall back to RESP2.
+            Some(_) => return error("NOPROTO sorry, this protocol version is not supported."),
             None => return error("ERR Protocol version is not an integer or out of range"),
         }
         i = 2;

@@ -65,8 +65,9 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             group: 1,
         },
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
-        | "readwrite" | "cluster|keyslot" | "client|setname" | "client|getname" | "client|id"
-        | "client|setinfo" => Local,
+        | "readwrite" | "cluster|keyslot" | "client|setname" | "client|getname" | "client|id" => {
+            Local
+        }
         "dbsize" => AllMastersSum,
         "command"
         | "command|count"
