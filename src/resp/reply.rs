@@ -5,6 +5,8 @@
 //! owed per nesting level), so a hostile or broken server cannot overflow the
 //! stack, and it understands every RESP2 and RESP3 type.
 
+use smallvec::SmallVec;
+
 use super::request::parse_int;
 use thiserror::Error;
 
@@ -42,9 +44,11 @@ enum Shape {
 /// [`ReplyError`] when `buf` does not start with a valid reply.
 pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, ReplyError> {
     // owed[d] = replies still expected at depth d (depth 0 expects one).
-    let mut owed: [usize; MAX_REPLY_DEPTH + 1] = [0; MAX_REPLY_DEPTH + 1];
+    // Most replies are flat or shallow: the stack lives inline until a
+    // reply nests deeper than a few levels.
+    let mut owed: SmallVec<[usize; 8]> = SmallVec::new();
+    owed.push(1);
     let mut depth = 0usize;
-    owed[0] = 1;
     let mut pos = 0usize;
     loop {
         let Some((shape, next)) = header(buf, pos)? else {
@@ -65,8 +69,11 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, ReplyError> {
             }
             Shape::Aggregate(n) if n > 0 => {
                 depth += 1;
-                let slot = owed.get_mut(depth).ok_or(ReplyError::TooDeep)?;
-                *slot = n;
+                if depth > MAX_REPLY_DEPTH {
+                    return Err(ReplyError::TooDeep);
+                }
+                owed.truncate(depth);
+                owed.push(n);
                 continue;
             }
             Shape::Aggregate(_) => {}
@@ -128,7 +135,7 @@ fn header(buf: &[u8], pos: usize) -> Result<Option<(Shape, usize)>, ReplyError> 
 fn memchr_cr_lf(buf: &[u8]) -> Option<usize> {
     let mut from = 0;
     loop {
-        let cr = buf.get(from..)?.iter().position(|&b| b == b'\r')? + from;
+        let cr = memchr::memchr(b'\r', buf.get(from..)?)? + from;
         match buf.get(cr + 1) {
             Some(b'\n') => return Some(cr),
             Some(_) => from = cr + 1,

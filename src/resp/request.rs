@@ -14,14 +14,19 @@
 use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use super::{DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_MULTIBULK_LEN, MAX_INLINE_LEN, ProtocolError};
+
+/// Argument offsets; most commands have at most four arguments, which then
+/// need no allocation.
+type Args = SmallVec<[Range<usize>; 4]>;
 
 /// One decoded client request.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     raw: Bytes,
-    args: Vec<Range<usize>>,
+    args: Args,
 }
 
 impl Request {
@@ -31,7 +36,7 @@ impl Request {
         let mut raw =
             BytesMut::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
         super::encode::array_header(&mut raw, args.len());
-        let mut ranges = Vec::with_capacity(args.len());
+        let mut ranges = Args::with_capacity(args.len());
         for arg in args {
             let arg = arg.as_ref();
             super::encode::bulk_header(&mut raw, arg.len());
@@ -102,7 +107,7 @@ struct Partial {
     /// Number of arguments announced by the `*<n>` header.
     argc: usize,
     /// Arguments decoded so far.
-    args: Vec<Range<usize>>,
+    args: Args,
     /// Offset of the next unread byte in the buffer.
     pos: usize,
 }
@@ -183,7 +188,7 @@ impl RequestDecoder {
                     usize::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
                 Partial {
                     argc,
-                    args: Vec::with_capacity(argc.min(1024)),
+                    args: Args::with_capacity(argc.min(1024)),
                     pos: eol + 2,
                 }
             }
@@ -231,7 +236,7 @@ impl RequestDecoder {
     }
 
     fn decode_inline(&mut self, buf: &mut BytesMut) -> Result<Inline, ProtocolError> {
-        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', buf) else {
             if buf.len() > MAX_INLINE_LEN {
                 return Err(ProtocolError::TooBigInline);
             }
@@ -264,9 +269,14 @@ enum Inline {
 
 /// Index of the `\r` of the first `\r\n` at or after `from`.
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let rest = buf.get(from..)?;
-    let cr = rest.windows(2).position(|w| w == b"\r\n")?;
-    Some(from + cr)
+    let mut at = from;
+    loop {
+        let cr = at + memchr::memchr(b'\r', buf.get(at..)?)?;
+        if buf.get(cr + 1) == Some(&b'\n') {
+            return Some(cr);
+        }
+        at = cr + 1;
+    }
 }
 
 /// Parses a signed decimal integer the way Redis's `string2ll` does: no
