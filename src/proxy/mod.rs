@@ -157,7 +157,6 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
         };
         let stats = &proxy.stats;
         stats.connections_received.fetch_add(1, Ordering::Relaxed);
-        proxy.metrics.client_connections_total.inc();
         if stats.connected_clients.load(Ordering::Relaxed) as usize
             >= proxy.config.limits.max_clients
         {
@@ -175,15 +174,25 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             addr,
             name: None,
         };
-        let proxy = proxy.clone();
-        tokio::spawn(async move {
-            proxy
-                .stats
-                .connected_clients
-                .fetch_add(1, Ordering::Relaxed);
-            proxy.metrics.client_connections.inc();
-            session::serve(proxy.clone(), stream, client).await;
-            proxy.metrics.client_connections.dec();
+        // The session moves to a worker thread: deregister the socket here,
+        // register it with the worker's runtime there.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "cannot hand a client over to a worker");
+                continue;
+            }
+        };
+        stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+        let guard = proxy.metrics.client_connected();
+        let session_proxy = proxy.clone();
+        proxy.workers.spawn_next(async move {
+            let proxy = session_proxy;
+            match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => session::serve(proxy.clone(), stream, client).await,
+                Err(err) => tracing::warn!(%err, "cannot register a client with its worker"),
+            }
+            drop(guard);
             proxy
                 .stats
                 .connected_clients
