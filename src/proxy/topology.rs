@@ -9,7 +9,7 @@
 //! highest epoch wins ([`merge`]). The previous snapshot's claims take part
 //! in the merge, so one stale answer can never pull the map back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::cluster::SLOT_COUNT;
@@ -35,6 +35,8 @@ pub struct SlotClaims {
     pub known_addrs: Vec<String>,
     /// Addresses of nodes flagged `fail` by some answer.
     pub failed_addrs: Vec<String>,
+    /// Each master's replicas (addresses), as the answers describe them.
+    pub replicas: BTreeMap<String, Vec<String>>,
 }
 
 /// Merges `CLUSTER NODES` answers (and the previous claims, if any) into one
@@ -88,7 +90,33 @@ pub fn merge(answers: &[Vec<NodeLine>], previous: Option<&SlotClaims>) -> SlotCl
         slots,
         known_addrs: known,
         failed_addrs: failed,
+        replicas: replicas_by_master(answers),
     }
+}
+
+/// Groups replicas under their master's address. A node that any answer
+/// calls a master is not listed as a replica (mid-failover answers differ).
+fn replicas_by_master(answers: &[Vec<NodeLine>]) -> BTreeMap<String, Vec<String>> {
+    let lines = || answers.iter().flatten().filter(|line| !line.unusable);
+    let addr_of: BTreeMap<&str, &str> = lines().map(|l| (l.id.as_str(), l.addr.as_str())).collect();
+    let masters: Vec<&str> = lines()
+        .filter(|l| l.master)
+        .map(|l| l.addr.as_str())
+        .collect();
+    let mut replicas: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in lines().filter(|l| !l.master && !masters.contains(&l.addr.as_str())) {
+        let Some(master) = line.master_id.as_deref().and_then(|id| addr_of.get(id)) else {
+            continue;
+        };
+        let list = replicas.entry((*master).to_string()).or_default();
+        if !list.contains(&line.addr) {
+            list.push(line.addr.clone());
+        }
+    }
+    for list in replicas.values_mut() {
+        list.sort();
+    }
+    replicas
 }
 
 /// One immutable view of the cluster, shared by every request.
@@ -111,6 +139,7 @@ impl Topology {
                 slots: vec![None; SLOT_COUNT],
                 known_addrs: vec![],
                 failed_addrs: vec![],
+                replicas: BTreeMap::new(),
             },
             owners: vec![NO_OWNER; SLOT_COUNT].into_boxed_slice(),
             nodes: vec![],
@@ -165,6 +194,13 @@ impl Topology {
     /// The distinct masters owning at least one slot.
     pub fn masters(&self) -> &[Arc<Node>] {
         &self.nodes
+    }
+
+    /// The replicas of the master that owns `slot`.
+    pub fn replicas(&self, slot: u16) -> &[String] {
+        self.master(slot)
+            .and_then(|m| self.claims.replicas.get(m.addr()))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn claims(&self) -> &SlotClaims {
@@ -244,6 +280,19 @@ c 127.0.0.1:7003@17003 slave a 0 0 1 connected
         assert_eq!(owner(&merged, 0), "127.0.0.1:7003");
         assert_eq!(owner(&merged, 16383), "127.0.0.1:7002");
         assert_eq!(merged.failed_addrs, vec!["127.0.0.1:7001".to_string()]);
+    }
+
+    #[test]
+    fn replicas_follow_their_master() {
+        let healthy = merge(&[answer(HEALTHY)], None);
+        assert_eq!(
+            healthy.replicas.get("127.0.0.1:7001"),
+            Some(&vec!["127.0.0.1:7003".to_string()])
+        );
+        // After the promotion 7003 is a master: no longer anyone's replica,
+        // even while a stale answer still calls it one.
+        let promoted = merge(&[answer(STALE), answer(PROMOTED)], Some(&healthy));
+        assert!(promoted.replicas.is_empty(), "{:?}", promoted.replicas);
     }
 
     #[test]
