@@ -54,6 +54,12 @@ fn routing(c: &mut Criterion) {
     let get = Request::from_args(&["GET", "key:000000012345"]);
     let set = Request::from_args(&["SET", "key:000000012345", "value"]);
     c.bench_function("route/get", |b| b.iter(|| route(black_box(&get))));
+    c.bench_function("route/lookup_get", |b| {
+        b.iter(|| slotway::command::lookup(black_box(&get)))
+    });
+    c.bench_function("route/key_slot", |b| {
+        b.iter(|| slotway::cluster::key_slot(black_box(b"key:000000012345")))
+    });
     c.bench_function("route/set", |b| b.iter(|| route(black_box(&set))));
 }
 
