@@ -23,7 +23,9 @@ const NO_OWNER: u16 = u16::MAX;
 /// Who owns one slot, and how sure we are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    pub addr: String,
+    /// Shared: the same address stands in thousands of slots, and the map
+    /// is copied on every change.
+    pub addr: Arc<str>,
     pub config_epoch: u64,
 }
 
@@ -64,13 +66,14 @@ pub fn merge(answers: &[Vec<NodeLine>], previous: Option<&SlotClaims>) -> SlotCl
         for entry in &mut slots {
             if entry
                 .as_ref()
-                .is_some_and(|c| known.binary_search(&c.addr).is_err())
+                .is_some_and(|c| known.binary_search_by(|k| k.as_str().cmp(&c.addr)).is_err())
             {
                 *entry = None;
             }
         }
     }
     for line in usable().filter(|line| line.master) {
+        let addr: Arc<str> = Arc::from(line.addr.as_str());
         for slot in line.slots.iter().flat_map(|range| range.clone()) {
             let Some(entry) = slots.get_mut(usize::from(slot)) else {
                 continue;
@@ -80,7 +83,7 @@ pub fn merge(answers: &[Vec<NodeLine>], previous: Option<&SlotClaims>) -> SlotCl
                 .is_none_or(|c| line.config_epoch > c.config_epoch)
             {
                 *entry = Some(Claim {
-                    addr: line.addr.clone(),
+                    addr: addr.clone(),
                     config_epoch: line.config_epoch,
                 });
             }
@@ -153,7 +156,7 @@ impl Topology {
         claims: SlotClaims,
         mut node_for: impl FnMut(&str) -> Arc<Node>,
     ) -> Topology {
-        let mut index: HashMap<String, u16> = HashMap::new();
+        let mut index: HashMap<Arc<str>, u16> = HashMap::new();
         let mut nodes: Vec<Arc<Node>> = Vec::new();
         let mut owners = vec![NO_OWNER; SLOT_COUNT].into_boxed_slice();
         for (slot, claim) in claims.slots.iter().enumerate() {
@@ -218,7 +221,7 @@ impl Topology {
             .unwrap_or(0);
         if let Some(entry) = claims.slots.get_mut(usize::from(slot)) {
             *entry = Some(Claim {
-                addr: node.addr().to_string(),
+                addr: Arc::from(node.addr()),
                 config_epoch: epoch,
             });
         }
@@ -271,7 +274,7 @@ c 127.0.0.1:7003@17003 slave a 0 0 1 connected
 ";
 
     fn owner(c: &SlotClaims, slot: usize) -> &str {
-        &c.slots[slot].as_ref().unwrap().addr
+        c.slots[slot].as_ref().unwrap().addr.as_ref()
     }
 
     #[test]
