@@ -26,6 +26,9 @@ pub enum Handling {
     /// Forwarded to the master owning the slot of its keys (all keys must
     /// share one slot, else CROSSSLOT).
     ByKey,
+    /// XREAD and XREADGROUP: by key, unless a BLOCK option makes the request
+    /// blocking (refused like the other blocking commands, for now).
+    ByKeyUnlessBlock,
     /// Split per slot, sent concurrently, merged. `group` is the number of
     /// arguments that travel with each key (2 for MSET's key/value pairs).
     Split { merge: Merge, group: usize },
@@ -85,6 +88,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         }
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
+        "xread" | "xreadgroup" => ByKeyUnlessBlock,
         _ if spec.has_flag(flags::BLOCKING) => Unsupported(BLOCKING),
         _ if spec.has_flag(flags::PUBSUB) => Unsupported(PUBSUB),
         _ if spec.name.starts_with("script|") || spec.name.starts_with("function|") => {
@@ -110,6 +114,11 @@ pub fn support_matrix() -> String {
             Handling::ByKey => (
                 0,
                 "Forwarded to the master of the keys' slot (all keys in one slot, else CROSSSLOT)"
+                    .to_string(),
+            ),
+            Handling::ByKeyUnlessBlock => (
+                0,
+                "Forwarded to the master of the keys' slot; with BLOCK, refused as a blocking command for now"
                     .to_string(),
             ),
             Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
@@ -201,7 +210,11 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
                 },
             }
         }
-        Handling::ByKey => {
+        Handling::ByKeyUnlessBlock if has_block_option(req) => Route::Error(format!(
+            "ERR '{}' with BLOCK {BLOCKING}",
+            spec.name.to_uppercase()
+        )),
+        Handling::ByKey | Handling::ByKeyUnlessBlock => {
             let keys = match spec.keys(req) {
                 Ok(k) => k,
                 Err(err) => return Route::Error(err.to_string()),
@@ -214,6 +227,22 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
             }
         }
     }
+}
+
+/// True when an XREAD/XREADGROUP request has a BLOCK option: the word
+/// BLOCK among the options, before STREAMS (after it come keys and IDs,
+/// which may be called anything; XREADGROUP's group and consumer names come
+/// first and may too).
+fn has_block_option(req: &Request) -> bool {
+    let first_option = if req.name().eq_ignore_ascii_case(b"xreadgroup") {
+        4
+    } else {
+        1
+    };
+    req.args()
+        .skip(first_option)
+        .take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"))
+        .any(|a| a.eq_ignore_ascii_case(b"BLOCK"))
 }
 
 /// The one slot all keys share; `Ok(None)` without keys, `Err` if they span
@@ -342,6 +371,49 @@ mod tests {
                 other => panic!("{args:?} routed to {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn stream_reads_route_by_key_unless_they_block() {
+        let slot = key_slot(b"s");
+        assert_eq!(
+            r(&["XREAD", "COUNT", "2", "STREAMS", "s", "0"]),
+            Route::Slot {
+                slot,
+                readonly: true
+            }
+        );
+        assert_eq!(
+            r(&["XREAD", "STREAMS", "BLOCK", "0"]),
+            Route::Slot {
+                slot: key_slot(b"BLOCK"),
+                readonly: true
+            }
+        );
+        assert!(
+            matches!(r(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]), Route::Error(e) if e.contains("BLOCK"))
+        );
+        assert_eq!(
+            r(&["XREADGROUP", "GROUP", "BLOCK", "c", "STREAMS", "s", ">"]),
+            Route::Slot {
+                slot,
+                readonly: false
+            }
+        );
+        assert!(matches!(
+            r(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "10",
+                "STREAMS",
+                "s",
+                ">"
+            ]),
+            Route::Error(_)
+        ));
     }
 
     #[test]
