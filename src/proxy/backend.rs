@@ -410,6 +410,10 @@ async fn serve(
                     return true;
                 }
                 shared.metrics.requests_total.inc_by(n as u64);
+                // An idle link starts its stall clock with its first request.
+                if waiters.is_empty() {
+                    last_progress = Instant::now();
+                }
                 // Waiters are queued before their bytes can reach the node,
                 // so every reply finds its waiter.
                 for p in batch.drain(..) {
@@ -433,3 +437,6 @@ async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
