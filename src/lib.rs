@@ -25,11 +25,13 @@
 //! - [`config`]: layered, typed configuration.
 //! - [`metrics`]: Prometheus metrics, registered on a registry passed in.
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+//! - [`node`]: the built-in cluster node (`slotway node`).
 
 pub mod admin;
 pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod metrics;
+pub mod node;
 pub mod proxy;
 pub mod resp;

@@ -39,6 +39,51 @@ struct Cli {
 enum Command {
     /// Run the proxy (the default when no subcommand is given).
     Proxy(ProxyArgs),
+    /// Run one built-in cluster node, as `redis-server --cluster-enabled yes`.
+    Node(NodeArgs),
+}
+
+/// Flags of `slotway node`; named as redis-server names them, so that
+/// scripts written for redis-server work unchanged. Each wins over the
+/// config file.
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// A redis.conf-style file (`port 7000`, `cluster-node-timeout 5000`...).
+    #[arg(value_name = "CONFIG_FILE")]
+    config: Option<PathBuf>,
+    /// Client port [default: 6379].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long)]
+    bind: Option<String>,
+    /// Cluster bus port [default: port + 10000].
+    #[arg(long)]
+    cluster_port: Option<u16>,
+    /// Cluster state file, relative to --dir [default: nodes-<port>.conf].
+    #[arg(long)]
+    cluster_config_file: Option<String>,
+    /// Working directory for the cluster state and the append-only file.
+    #[arg(long)]
+    dir: Option<String>,
+    /// yes|no: keep an append-only file.
+    #[arg(long)]
+    appendonly: Option<String>,
+    /// Milliseconds before an unanswering peer is suspected failing.
+    #[arg(long)]
+    cluster_node_timeout: Option<String>,
+    /// yes|no: refuse queries while some slot is unserved [default: yes].
+    #[arg(long)]
+    cluster_require_full_coverage: Option<String>,
+    /// The IP announced to peers and in redirects [default: the bind address].
+    #[arg(long)]
+    cluster_announce_ip: Option<String>,
+    /// Accepted for redis-server compatibility; must be yes.
+    #[arg(long)]
+    cluster_enabled: Option<String>,
+    /// Log filter (error, warn, info, debug, trace, or directives).
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log_level: String,
 }
 
 /// Flags of `slotway proxy`; each overrides the file and the environment.
@@ -80,6 +125,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Proxy(args)) => proxy(args),
+        Some(Command::Node(args)) => node(args),
         None => proxy(cli.proxy),
     }
 }
@@ -122,6 +168,85 @@ fn proxy(args: ProxyArgs) -> ExitCode {
         }
         Err(message) => startup_error(&message),
     }
+}
+
+fn node(args: NodeArgs) -> ExitCode {
+    let config = match node_config(&args) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    let filter = match EnvFilter::try_new(&args.log_level) {
+        Ok(filter) => filter,
+        Err(e) => return usage_error(&format!("--log-level: {e}")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    // Like redis-server: one thread runs commands; a second one lets I/O
+    // and the bus proceed while the first holds the lock.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return startup_error(&format!("cannot start the runtime: {e}")),
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals =
+            Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                signals.recv().await;
+                shutdown.cancel();
+            }
+        });
+        slotway::node::run(config, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => startup_error(&message),
+    }
+}
+
+/// The file first, then each flag given, `port` before the settings whose
+/// defaults follow it.
+fn node_config(args: &NodeArgs) -> Result<slotway::node::NodeConfig, String> {
+    let mut config = slotway::node::NodeConfig::for_port(6379);
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        config
+            .apply_conf(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let flags = [
+        ("port", args.port.map(|p| p.to_string())),
+        ("bind", args.bind.clone()),
+        ("cluster-port", args.cluster_port.map(|p| p.to_string())),
+        ("cluster-config-file", args.cluster_config_file.clone()),
+        ("dir", args.dir.clone()),
+        ("appendonly", args.appendonly.clone()),
+        ("cluster-node-timeout", args.cluster_node_timeout.clone()),
+        (
+            "cluster-require-full-coverage",
+            args.cluster_require_full_coverage.clone(),
+        ),
+        ("cluster-announce-ip", args.cluster_announce_ip.clone()),
+        ("cluster-enabled", args.cluster_enabled.clone()),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            config.apply(key, &value).map_err(|e| format!("--{e}"))?;
+        }
+    }
+    Ok(config)
 }
 
 /// `--log-level` (already folded into `config.log.level`) wins over

@@ -25,6 +25,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bins;
+mod builtin;
 mod client;
 mod load;
 mod migration;
@@ -37,6 +38,8 @@ mod wait;
 // The re-exports are the harness API; each test binary uses part of it.
 #[allow(unused_imports)]
 pub use bins::{RedisBins, require_redis};
+#[allow(unused_imports)]
+pub use builtin::{NodePair, PlainRedis, ServerProcess, StandaloneNode, slotway_bin};
 #[allow(unused_imports)]
 pub use client::{DEFAULT_TIMEOUT, Reply, TestClient, encode_command};
 #[allow(unused_imports)]

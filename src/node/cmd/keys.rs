@@ -1,0 +1,5 @@
+//! keys commands.
+
+use super::Handler;
+
+pub const COMMANDS: &[(&str, Handler)] = &[];

@@ -1,0 +1,260 @@
+//! Running one command on a built-in node: find it in the command table
+//! (arity, flags, keys), check that this node serves its slot (MOVED, ASK,
+//! CROSSSLOT... in Redis's words), queue it inside MULTI, run its handler,
+//! then tell watchers and blocked clients which keys a write touched.
+//!
+//! A handler is a plain function over a [`Ctx`] (the node's state, locked
+//! for the duration of the command, the client's own state, and the output
+//! buffer) and its [`Args`]. Each data type's handlers live in their own
+//! module and are listed in that module's `COMMANDS`.
+
+mod args;
+mod error;
+
+pub mod cluster;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod pubsub;
+pub mod server;
+pub mod sets;
+pub mod strings;
+pub mod tx;
+pub mod zsets;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+pub use args::{Args, parse_f64, parse_i64};
+pub use error::CmdError;
+
+use super::client::ClientState;
+use super::state::{NodeState, Shared};
+use crate::command::{self, CommandSpec, flags};
+use crate::resp::{Request, encode};
+
+/// What a handler returns when it did not fail.
+pub enum Outcome {
+    /// The reply is in `ctx.out`.
+    Done,
+    /// Nothing to serve yet (BLPOP on empty lists): wait until one of
+    /// `keys` is written or `deadline` passes, then run the same request
+    /// again. At the deadline the client gets `timeout_reply`.
+    Block {
+        keys: Vec<Bytes>,
+        deadline: Option<Instant>,
+        timeout_reply: &'static [u8],
+    },
+    /// The reply needs I/O or time (MIGRATE, WAIT, DEBUG SLEEP): the
+    /// connection awaits this future, without the node lock, and writes the
+    /// bytes it yields.
+    Async(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+    /// The reply is in `ctx.out`; close the connection after writing it.
+    Close,
+}
+
+pub type CmdResult = Result<Outcome, CmdError>;
+
+/// A command's implementation.
+pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> CmdResult;
+
+/// Everything a handler may touch.
+pub struct Ctx<'a> {
+    /// The node's state, locked for this command.
+    pub node: &'a mut NodeState,
+    /// The calling client's own state.
+    pub client: &'a mut ClientState,
+    /// Shared handles (config, the bus) for handlers that start async work.
+    pub shared: &'a Arc<Shared>,
+    /// Where the reply goes.
+    pub out: &'a mut BytesMut,
+    /// The table entry of the command being run.
+    pub spec: &'static CommandSpec,
+}
+
+impl Ctx<'_> {
+    pub fn ok(&mut self) -> CmdResult {
+        encode::simple(self.out, "OK");
+        Ok(Outcome::Done)
+    }
+
+    pub fn simple(&mut self, text: &str) -> CmdResult {
+        encode::simple(self.out, text);
+        Ok(Outcome::Done)
+    }
+
+    pub fn int(&mut self, n: i64) -> CmdResult {
+        encode::integer(self.out, n);
+        Ok(Outcome::Done)
+    }
+
+    pub fn bulk(&mut self, data: &[u8]) -> CmdResult {
+        encode::bulk(self.out, data);
+        Ok(Outcome::Done)
+    }
+
+    /// `$-1`: a missing value.
+    pub fn nil(&mut self) -> CmdResult {
+        encode::null_bulk(self.out);
+        Ok(Outcome::Done)
+    }
+
+    /// `*-1`: a missing array (BLPOP timeout, EXEC aborted by WATCH).
+    pub fn null_array(&mut self) -> CmdResult {
+        self.out.extend_from_slice(b"*-1\r\n");
+        Ok(Outcome::Done)
+    }
+
+    /// Starts an array of `n` elements; the caller writes them next.
+    pub fn array_header(&mut self, n: usize) {
+        encode::array_header(self.out, n);
+    }
+
+    /// An array of bulk strings.
+    pub fn bulk_array<'b>(&mut self, items: impl ExactSizeIterator<Item = &'b [u8]>) -> CmdResult {
+        encode::array_header(self.out, items.len());
+        for item in items {
+            encode::bulk(self.out, item);
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// A double as Redis writes one in RESP2: a bulk string.
+    pub fn double(&mut self, value: f64) -> CmdResult {
+        let text = format_double(value);
+        self.bulk(text.as_bytes())
+    }
+
+    /// The current time of this command, Unix ms.
+    pub fn now_ms(&self) -> i64 {
+        self.node.db.now_ms()
+    }
+}
+
+/// A double the way Redis prints it (`%.17g` made shortest): `3`, `1.5`,
+/// `inf`, `-inf`, `1e+20`.
+pub fn format_double(value: f64) -> String {
+    if value.is_infinite() {
+        return if value > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if value == value.trunc() && value.abs() < 1e17 {
+        return format!("{}", value as i64);
+    }
+    let short = format!("{value}");
+    if short.len() <= 24 {
+        return short;
+    }
+    // Very large or very small: exponent form, `1e+20` / `1.5e-7`.
+    let e = format!("{value:e}");
+    match e.split_once('e') {
+        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
+        Some((mantissa, exp)) => format!("{mantissa}e{exp}"),
+        None => e,
+    }
+}
+
+/// Every handler, by table name (`get`, `config|get`).
+fn handlers() -> &'static super::db::Map<&'static str, Handler> {
+    static HANDLERS: OnceLock<super::db::Map<&'static str, Handler>> = OnceLock::new();
+    HANDLERS.get_or_init(|| {
+        let mut map = super::db::Map::default();
+        let lists = [
+            server::COMMANDS,
+            strings::COMMANDS,
+            keys::COMMANDS,
+            lists::COMMANDS,
+            hashes::COMMANDS,
+            sets::COMMANDS,
+            zsets::COMMANDS,
+            tx::COMMANDS,
+            pubsub::COMMANDS,
+            cluster::COMMANDS,
+        ];
+        for list in lists {
+            for (name, handler) in list {
+                map.insert(*name, *handler);
+            }
+        }
+        map
+    })
+}
+
+/// True if the built-in node implements the table command `name`.
+pub fn is_implemented(name: &str) -> bool {
+    handlers().contains_key(name)
+}
+
+/// Runs one request: table lookup, cluster check, MULTI queueing, the
+/// handler, and the notifications for written keys. The reply (or error)
+/// is appended to `ctx.out`, except for the `Block` and `Async` outcomes.
+pub fn execute(
+    node: &mut NodeState,
+    client: &mut ClientState,
+    shared: &Arc<Shared>,
+    out: &mut BytesMut,
+    req: &Request,
+    now_ms: i64,
+) -> Outcome {
+    let spec = match command::lookup(req) {
+        Ok(spec) => spec,
+        Err(e) => {
+            client.flag_multi_error();
+            encode::error(out, &e.to_string());
+            return Outcome::Done;
+        }
+    };
+    node.db.set_clock(now_ms);
+    if let Err(e) = node.cluster.check_request(&mut node.db, spec, req, client) {
+        client.flag_multi_error();
+        encode::error(out, e.text());
+        return Outcome::Done;
+    }
+    let Some(handler) = handlers().get(spec.name).copied() else {
+        client.flag_multi_error();
+        encode::error(
+            out,
+            &format!(
+                "ERR command '{}' is not supported by the built-in node",
+                spec.name.replace('|', " ")
+            ),
+        );
+        return Outcome::Done;
+    };
+    if client.queue_in_multi(spec, req) {
+        encode::simple(out, "QUEUED");
+        return Outcome::Done;
+    }
+    let args = Args::new(req);
+    let mut ctx = Ctx {
+        node,
+        client,
+        shared,
+        out,
+        spec,
+    };
+    let result = handler(&mut ctx, &args);
+    // ASKING holds for exactly one command after it.
+    if spec.name != "asking" {
+        ctx.client.asking = false;
+    }
+    match result {
+        Ok(outcome) => {
+            if spec.has_flag(flags::WRITE) && !matches!(outcome, Outcome::Block { .. }) {
+                ctx.node.note_write(spec, req);
+            }
+            outcome
+        }
+        Err(e) => {
+            encode::error(ctx.out, e.text());
+            Outcome::Done
+        }
+    }
+}

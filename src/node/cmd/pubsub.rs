@@ -1,0 +1,5 @@
+//! pubsub commands.
+
+use super::Handler;
+
+pub const COMMANDS: &[(&str, Handler)] = &[];

@@ -1,0 +1,5 @@
+//! tx commands.
+
+use super::Handler;
+
+pub const COMMANDS: &[(&str, Handler)] = &[];

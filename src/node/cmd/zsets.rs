@@ -1,0 +1,5 @@
+//! zsets commands.
+
+use super::Handler;
+
+pub const COMMANDS: &[(&str, Handler)] = &[];

@@ -1,0 +1,193 @@
+//! How a built-in node is started: the flags `redis-server` takes for a
+//! cluster node, from the command line or a `redis.conf`-style file.
+
+use std::path::PathBuf;
+
+/// A node's startup settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address clients and peers connect to.
+    pub bind: String,
+    pub port: u16,
+    /// The cluster bus port (Redis: port + 10000).
+    pub cluster_port: u16,
+    /// Where the cluster configuration is saved, relative to `dir`.
+    pub cluster_config_file: PathBuf,
+    /// Working directory for the cluster config and the append-only file.
+    pub dir: PathBuf,
+    pub appendonly: bool,
+    /// Milliseconds without an answer before a peer is suspected failing.
+    pub node_timeout_ms: u64,
+    /// `cluster-require-full-coverage`: refuse queries while any slot is
+    /// unserved.
+    pub require_full_coverage: bool,
+    /// The address announced to peers and in redirects (defaults to `bind`).
+    pub announce_ip: Option<String>,
+}
+
+impl NodeConfig {
+    /// Defaults for a node on `port`, as redis-server has them.
+    pub fn for_port(port: u16) -> Self {
+        NodeConfig {
+            bind: "127.0.0.1".into(),
+            port,
+            cluster_port: port.wrapping_add(10000),
+            cluster_config_file: PathBuf::from(format!("nodes-{port}.conf")),
+            dir: PathBuf::from("."),
+            appendonly: false,
+            node_timeout_ms: 15000,
+            require_full_coverage: true,
+            announce_ip: None,
+        }
+    }
+
+    /// The IP this node tells others to use.
+    pub fn announced_ip(&self) -> &str {
+        match &self.announce_ip {
+            Some(ip) => ip,
+            None if self.bind == "0.0.0.0" || self.bind == "::" => "127.0.0.1",
+            None => &self.bind,
+        }
+    }
+
+    /// Full path of the cluster config file.
+    pub fn cluster_config_path(&self) -> PathBuf {
+        self.dir.join(&self.cluster_config_file)
+    }
+}
+
+/// A setting that cannot be applied: its name and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+fn yes_no(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(ConfigError {
+            key: key.into(),
+            reason: format!("argument must be 'yes' or 'no', not '{value}'"),
+        }),
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| ConfigError {
+        key: key.into(),
+        reason: format!("'{value}' is not a valid number"),
+    })
+}
+
+impl NodeConfig {
+    /// Applies one `redis.conf` directive. `port` also moves the default
+    /// cluster port and config file name, unless they were set explicitly
+    /// (the caller applies `port` first).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unknown key or a bad value.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key.to_ascii_lowercase().replace('_', "-").as_str() {
+            "port" => {
+                let port: u16 = number(key, value)?;
+                let defaults = NodeConfig::for_port(self.port);
+                if self.cluster_port == defaults.cluster_port {
+                    self.cluster_port = port.wrapping_add(10000);
+                }
+                if self.cluster_config_file == defaults.cluster_config_file {
+                    self.cluster_config_file = NodeConfig::for_port(port).cluster_config_file;
+                }
+                self.port = port;
+            }
+            "bind" => {
+                // redis.conf allows several addresses; the first one is used.
+                let first = value.split_whitespace().next().unwrap_or("127.0.0.1");
+                self.bind = first.trim_start_matches('-').to_string();
+            }
+            "cluster-port" => self.cluster_port = number(key, value)?,
+            "cluster-config-file" => self.cluster_config_file = PathBuf::from(value),
+            "dir" => self.dir = PathBuf::from(value),
+            "appendonly" => self.appendonly = yes_no(key, value)?,
+            "cluster-node-timeout" => self.node_timeout_ms = number(key, value)?,
+            "cluster-require-full-coverage" => self.require_full_coverage = yes_no(key, value)?,
+            "cluster-announce-ip" => self.announce_ip = Some(value.to_string()),
+            "cluster-enabled" => {
+                if !yes_no(key, value)? {
+                    return Err(ConfigError {
+                        key: key.into(),
+                        reason: "a built-in node always runs in cluster mode".into(),
+                    });
+                }
+            }
+            // Accepted for compatibility with redis.conf files written for
+            // redis-server; they change nothing here.
+            "daemonize" | "protected-mode" | "save" | "logfile" | "loglevel" | "appendfsync"
+            | "appendfilename" | "dbfilename" => {}
+            _ => {
+                return Err(ConfigError {
+                    key: key.into(),
+                    reason: "unknown setting".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a `redis.conf`-style text: one `key value` per line, `#`
+    /// comments, quoted values.
+    ///
+    /// # Errors
+    /// The first bad line, numbered from 1.
+    pub fn apply_conf(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let value = value.trim().trim_matches('"');
+            self.apply(key, value).map_err(|e| ConfigError {
+                key: format!("line {}: {}", n + 1, e.key),
+                reason: e.reason,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_moves_the_defaults_that_follow_it() {
+        let mut c = NodeConfig::for_port(6379);
+        c.apply("port", "7001").unwrap();
+        assert_eq!(c.cluster_port, 17001);
+        assert_eq!(c.cluster_config_file, PathBuf::from("nodes-7001.conf"));
+        let mut c = NodeConfig::for_port(6379);
+        c.apply("cluster-port", "9000").unwrap();
+        c.apply("port", "7001").unwrap();
+        assert_eq!(c.cluster_port, 9000);
+    }
+
+    #[test]
+    fn conf_text_is_applied_and_errors_name_the_line() {
+        let mut c = NodeConfig::for_port(6379);
+        c.apply_conf(
+            "# a node\nport 7002\ncluster-enabled yes\nappendonly yes\ncluster-node-timeout 2000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.port, c.appendonly, c.node_timeout_ms),
+            (7002, true, 2000)
+        );
+        let err = c.apply_conf("port 1\nfrobnicate 3\n").unwrap_err();
+        assert_eq!(err.key, "line 2: frobnicate");
+        assert!(c.apply("appendonly", "maybe").is_err());
+        assert!(c.apply("cluster-enabled", "no").is_err());
+    }
+}
