@@ -18,9 +18,7 @@ use super::client::ClientState;
 use super::cmd::{self, Outcome};
 use super::db::unix_ms;
 use super::state::Shared;
-use crate::resp::{
-    DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_MULTIBULK_LEN, Request, RequestDecoder, encode,
-};
+use crate::resp::{DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_MULTIBULK_LEN, Request, RequestDecoder};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
