@@ -8,12 +8,14 @@
 //! set once per command with [`Keyspace::set_clock`], as Redis caches
 //! `mstime()` per command.
 
+pub mod set;
 pub mod value;
 pub mod zset;
 
 use bytes::Bytes;
 
 use crate::cluster::{SLOT_COUNT, key_slot};
+pub use set::MemberSet;
 pub use value::{Hasher, Map, Set, Value};
 pub use zset::SortedSet;
 

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 
+use super::set::MemberSet;
 use super::zset::SortedSet;
 use crate::node::cmd::CmdError;
 
@@ -19,7 +20,8 @@ pub enum Value {
     Str(Bytes),
     List(VecDeque<Bytes>),
     Hash(Map<Bytes, Bytes>),
-    Set(Set<Bytes>),
+    /// A set; its own type gives SPOP and SRANDMEMBER O(1) random picks.
+    Set(MemberSet),
     ZSet(SortedSet),
 }
 
@@ -75,5 +77,5 @@ macro_rules! typed_access {
 typed_access!(Str, Bytes, as_str, as_str_mut);
 typed_access!(List, VecDeque<Bytes>, as_list, as_list_mut);
 typed_access!(Hash, Map<Bytes, Bytes>, as_hash, as_hash_mut);
-typed_access!(Set, Set<Bytes>, as_set, as_set_mut);
+typed_access!(Set, MemberSet, as_set, as_set_mut);
 typed_access!(ZSet, SortedSet, as_zset, as_zset_mut);
