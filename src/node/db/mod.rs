@@ -137,6 +137,19 @@ impl Keyspace {
         self.entry(key).map(|e| &e.value)
     }
 
+    /// The live value of `key`, read without the lazy delete of an expired
+    /// key: for commands that hold several values at once (SINTER, ZUNION),
+    /// after a [`Keyspace::get`] of each key has done the deleting.
+    pub fn peek(&self, key: &[u8]) -> Option<&Value> {
+        let now = self.now_ms;
+        self.slots
+            .get(usize::from(key_slot(key)))?
+            .map
+            .get(key)
+            .filter(|e| !matches!(e.expires_at, Some(t) if t <= now))
+            .map(|e| &e.value)
+    }
+
     /// The live value of `key`, for changing in place (the TTL is kept).
     /// A caller that empties a collection calls [`Keyspace::remove_if_empty`].
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {

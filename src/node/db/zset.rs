@@ -79,6 +79,15 @@ impl SortedSet {
         Self::default()
     }
 
+    /// An empty set in Redis's skip-list encoding, as ZUNIONSTORE and
+    /// friends build their result (see [`SortedSet::settle_encoding`]).
+    pub fn new_unpacked() -> Self {
+        SortedSet {
+            compact: false,
+            ..Self::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.scores.len()
     }

@@ -1,0 +1,440 @@
+//! Numbers the way Redis 7.0 reads and writes them for sorted sets: C's
+//! `strtod` underneath scores, range bounds and blocking timeouts (each with
+//! its own checks on top), and `%.17g` for scores in replies.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+use crate::node::cmd::CmdError;
+use crate::resp::encode;
+
+/// What C's `strtod` makes of the start of a string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Strtod {
+    pub value: f64,
+    /// Bytes consumed; 0 when nothing could be converted.
+    pub len: usize,
+    /// A finite literal too large for a double (`errno == ERANGE`, ±HUGE_VAL).
+    pub overflow: bool,
+    /// A non-zero literal too small for a double (`errno == ERANGE`, 0).
+    pub underflow: bool,
+}
+
+const NOTHING: Strtod = Strtod {
+    value: 0.0,
+    len: 0,
+    overflow: false,
+    underflow: false,
+};
+
+/// C's `isspace` in the "C" locale.
+pub fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// The bytes before the first NUL: what a C function reading the string
+/// sees.
+pub fn c_str(bytes: &[u8]) -> &[u8] {
+    match memchr::memchr(0, bytes) {
+        Some(end) => bytes.get(..end).unwrap_or_default(),
+        None => bytes,
+    }
+}
+
+fn starts_with_ignore_case(text: &[u8], word: &[u8]) -> bool {
+    text.get(..word.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(word))
+}
+
+/// C's `strtod`: leading white space, a sign, then a decimal or
+/// hexadecimal number, `inf`, `infinity` or `nan`; the longest such prefix.
+pub fn strtod(text: &[u8]) -> Strtod {
+    let mut i = text.iter().take_while(|&&b| is_c_space(b)).count();
+    let negative = match text.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let sign = if negative { -1.0 } else { 1.0 };
+    let rest = text.get(i..).unwrap_or_default();
+    if starts_with_ignore_case(rest, b"inf") {
+        let n = if starts_with_ignore_case(rest, b"infinity") {
+            8
+        } else {
+            3
+        };
+        return Strtod {
+            value: sign * f64::INFINITY,
+            len: i + n,
+            ..NOTHING
+        };
+    }
+    if starts_with_ignore_case(rest, b"nan") {
+        let mut n = 3;
+        if rest.get(3) == Some(&b'(') {
+            let inner = rest
+                .get(4..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+            if rest.get(4 + inner) == Some(&b')') {
+                n = 4 + inner + 1;
+            }
+        }
+        return Strtod {
+            value: f64::NAN,
+            len: i + n,
+            ..NOTHING
+        };
+    }
+    if starts_with_ignore_case(rest, b"0x") {
+        if let Some((magnitude, n)) = hex_float(rest.get(2..).unwrap_or_default()) {
+            return Strtod {
+                value: sign * magnitude,
+                len: i + 2 + n,
+                overflow: magnitude.is_infinite(),
+                underflow: false,
+            };
+        }
+    }
+    match decimal(rest) {
+        Some((magnitude, n, nonzero)) => Strtod {
+            value: sign * magnitude,
+            len: i + n,
+            overflow: magnitude.is_infinite(),
+            underflow: magnitude == 0.0 && nonzero,
+        },
+        None => NOTHING,
+    }
+}
+
+/// A decimal number at the start of `text`: (magnitude, bytes, whether any
+/// mantissa digit is non-zero).
+fn decimal(text: &[u8]) -> Option<(f64, usize, bool)> {
+    let digits = |from: usize| {
+        text.get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let int_len = digits(0);
+    let mut end = int_len;
+    let mut frac_len = 0;
+    if text.get(end) == Some(&b'.') {
+        frac_len = digits(end + 1);
+        end += 1 + frac_len;
+    }
+    if int_len + frac_len == 0 {
+        return None;
+    }
+    let int_part = text.get(..int_len).unwrap_or_default();
+    let frac_part = text.get(int_len + 1..int_len + 1 + frac_len).unwrap_or_default();
+    let nonzero = int_part.iter().chain(frac_part).any(|&b| b != b'0');
+    let mut exponent: &[u8] = b"0";
+    if matches!(text.get(end), Some(b'e' | b'E')) {
+        let sign_len = usize::from(matches!(text.get(end + 1), Some(b'+' | b'-')));
+        let exp_digits = digits(end + 1 + sign_len);
+        if exp_digits > 0 {
+            exponent = text
+                .get(end + 1..end + 1 + sign_len + exp_digits)
+                .unwrap_or(b"0");
+            end += 1 + sign_len + exp_digits;
+        }
+    }
+    // Rust's parser rounds correctly, as glibc's does; it wants digits on
+    // both sides of the point, so the literal is rebuilt.
+    let literal = format!(
+        "{}.{}e{}",
+        if int_part.is_empty() {
+            "0"
+        } else {
+            std::str::from_utf8(int_part).unwrap_or("0")
+        },
+        if frac_part.is_empty() {
+            "0"
+        } else {
+            std::str::from_utf8(frac_part).unwrap_or("0")
+        },
+        std::str::from_utf8(exponent).unwrap_or("0"),
+    );
+    let magnitude = literal.parse::<f64>().unwrap_or(0.0);
+    Some((magnitude, end, nonzero))
+}
+
+/// A hexadecimal float after its `0x`: (magnitude, bytes), or None when no
+/// hex digit follows (then `strtod` reads just the `0`).
+fn hex_float(text: &[u8]) -> Option<(f64, usize)> {
+    let mut mantissa: u64 = 0;
+    let mut exp2: i64 = 0;
+    let mut any = false;
+    let mut i = 0;
+    let mut seen_point = false;
+    loop {
+        match text.get(i) {
+            Some(&b) if b.is_ascii_hexdigit() => {
+                let d = u64::from(char::from(b).to_digit(16).unwrap_or(0));
+                if mantissa < (1 << 59) {
+                    mantissa = mantissa * 16 + d;
+                    if seen_point {
+                        exp2 -= 4;
+                    }
+                } else if !seen_point {
+                    exp2 += 4;
+                }
+                any = true;
+            }
+            Some(b'.') if !seen_point => seen_point = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    if !any {
+        return None;
+    }
+    if matches!(text.get(i), Some(b'p' | b'P')) {
+        let mut j = i + 1;
+        let negative = match text.get(j) {
+            Some(b'-') => {
+                j += 1;
+                true
+            }
+            Some(b'+') => {
+                j += 1;
+                false
+            }
+            _ => false,
+        };
+        let start = j;
+        let mut e: i64 = 0;
+        while let Some(&b) = text.get(j).filter(|b| b.is_ascii_digit()) {
+            e = e.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+            j += 1;
+        }
+        if j > start {
+            exp2 = exp2.saturating_add(if negative { -e } else { e });
+            i = j;
+        }
+    }
+    Some((scale_by_power_of_two(mantissa as f64, exp2), i))
+}
+
+fn scale_by_power_of_two(mut x: f64, mut e: i64) -> f64 {
+    while e > 1000 && x.is_finite() && x != 0.0 {
+        x *= 2f64.powi(1000);
+        e -= 1000;
+    }
+    while e < -1000 && x != 0.0 {
+        x *= 2f64.powi(-1000);
+        e += 1000;
+    }
+    x * 2f64.powi(e.clamp(-1100, 1100) as i32)
+}
+
+/// A score, increment or weight as `getDoubleFromObject` reads it: the
+/// whole argument, no leading space, no overflow, not NaN.
+pub fn parse_double(arg: &[u8]) -> Option<f64> {
+    match arg.first() {
+        None => return None,
+        Some(&b) if is_c_space(b) => return None,
+        Some(_) => {}
+    }
+    let r = strtod(arg);
+    (r.len == arg.len() && !r.overflow && !r.underflow && !r.value.is_nan()).then_some(r.value)
+}
+
+/// A score bound of ZRANGEBYSCORE and friends as `zslParseRange` reads
+/// it (after any `(`): plain `strtod` over the C string, not NaN; an
+/// empty bound reads as 0.
+pub fn parse_bound(arg: &[u8]) -> Option<f64> {
+    let text = c_str(arg);
+    let r = strtod(text);
+    (r.len == text.len() && !r.value.is_nan()).then_some(r.value)
+}
+
+/// A blocking command's timeout in seconds, as Redis 7.0's
+/// `getTimeoutFromObjectOrReply` reads it (a `long double`, times 1000,
+/// rounded up): `None` blocks forever.
+///
+/// # Errors
+/// Redis's "timeout is not a float or out of range" and "timeout is
+/// negative" (also for timeouts too large for a 64-bit millisecond count).
+pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+    const NOT_FLOAT: CmdError = CmdError::fixed("ERR timeout is not a float or out of range");
+    const NEGATIVE: CmdError = CmdError::fixed("ERR timeout is negative");
+    // MAX_LONG_DOUBLE_CHARS: longer arguments are refused unread.
+    const MAX_CHARS: usize = 5 * 1024;
+    match arg.first() {
+        None => return Err(NOT_FLOAT),
+        Some(&b) if is_c_space(b) => return Err(NOT_FLOAT),
+        Some(_) if arg.len() >= MAX_CHARS => return Err(NOT_FLOAT),
+        Some(_) => {}
+    }
+    let text = c_str(arg);
+    let r = strtod(text);
+    if r.len != text.len() || r.value.is_nan() {
+        return Err(NOT_FLOAT);
+    }
+    // A long double holds what underflows a double: a tiny positive
+    // timeout rounds up to 1 ms, a tiny negative one to 0 (forever).
+    let ms = if r.underflow {
+        if r.value.is_sign_negative() { 0.0 } else { 1.0 }
+    } else {
+        (r.value * 1000.0).ceil()
+    };
+    // Past i64 the C cast gives LLONG_MIN: negative.
+    if !(0.0..9_223_372_036_854_775_808.0).contains(&ms) {
+        return Err(NEGATIVE);
+    }
+    if ms == 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_millis(ms as u64)))
+}
+
+/// A score as Redis 7.0 writes it: `printf("%.17g")`, with `inf`/`-inf`.
+/// So `1.1` is `1.1000000000000001`, `3` is `3`, `1e17` is `1e+17`.
+pub fn format_score(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Integers below 1e17 print whole under %.17g.
+    if value.trunc() == value && value.abs() < 1e17 {
+        return format!("{}", value as i64);
+    }
+    // 17 significant digits, correctly rounded (Rust, like glibc, rounds
+    // half to even); %g then picks the style from the decimal exponent.
+    let sci = format!("{value:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..17).contains(&exp) {
+        let decimals = usize::try_from(16 - exp).unwrap_or(0);
+        let fixed = format!("{value:.decimals$}");
+        trim_fraction(&fixed).to_string()
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim_fraction(mantissa), exp.unsigned_abs())
+    }
+}
+
+/// Drops trailing zeros of a fraction, and the point if nothing is left.
+fn trim_fraction(text: &str) -> &str {
+    if !text.contains('.') {
+        return text;
+    }
+    text.trim_end_matches('0').trim_end_matches('.')
+}
+
+/// Appends a score as a bulk string.
+pub fn bulk_score(out: &mut BytesMut, value: f64) {
+    encode::bulk(out, format_score(value).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_print_like_redis_7_0() {
+        // Taken from redis-server 7.0.15's ZRANGE ... WITHSCORES.
+        let cases = [
+            (1.1, "1.1000000000000001"),
+            (3.0, "3"),
+            (1e20, "1e+20"),
+            (1.5e-7, "1.4999999999999999e-07"),
+            (0.1, "0.10000000000000001"),
+            (0.3, "0.29999999999999999"),
+            (100.0, "100"),
+            (1e-5, "1.0000000000000001e-05"),
+            (12345.678, "12345.678"),
+            (1e15, "1000000000000000"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (2.5e-300, "2.5e-300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (-0.0, "-0"),
+            (0.0, "0"),
+            (4503599627370497.0, "4503599627370497"),
+            (-2.5, "-2.5"),
+            (0.0001, "0.0001"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(format_score(value), text, "{value:e}");
+        }
+    }
+
+    #[test]
+    fn strtod_reads_the_longest_number_prefix() {
+        let r = strtod(b"  -1.5e3xyz");
+        assert_eq!((r.value, r.len), (-1500.0, 8));
+        assert_eq!(strtod(b"1e").len, 1);
+        assert_eq!(strtod(b"1e+").len, 1);
+        assert_eq!(strtod(b".5").value, 0.5);
+        assert_eq!(strtod(b"5.").value, 5.0);
+        assert_eq!(strtod(b".").len, 0);
+        assert_eq!(strtod(b"0x10").value, 16.0);
+        assert_eq!(strtod(b"0x1.8p1").value, 3.0);
+        assert_eq!(strtod(b"0x").len, 1);
+        assert_eq!(strtod(b"-Infinity").value, f64::NEG_INFINITY);
+        assert_eq!(strtod(b"infin").len, 3);
+        assert!(strtod(b"nan(abc)").value.is_nan());
+        assert_eq!(strtod(b"nan(abc)").len, 8);
+        assert!(strtod(b"1e400").overflow);
+        assert!(strtod(b"1e-400").underflow);
+        assert!(!strtod(b"0e-400").underflow);
+        assert_eq!(strtod(b"abc").len, 0);
+    }
+
+    #[test]
+    fn doubles_bounds_and_timeouts_have_their_own_rules() {
+        assert_eq!(parse_double(b"1.5"), Some(1.5));
+        assert_eq!(parse_double(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_double(b" 1"), None);
+        assert_eq!(parse_double(b"1 "), None);
+        assert_eq!(parse_double(b""), None);
+        assert_eq!(parse_double(b"nan"), None);
+        assert_eq!(parse_double(b"1e400"), None);
+        assert_eq!(parse_double(b"1e-400"), None);
+        assert_eq!(parse_double(b"0x10"), Some(16.0));
+        assert_eq!(parse_bound(b""), Some(0.0));
+        assert_eq!(parse_bound(b" 1"), Some(1.0));
+        assert_eq!(parse_bound(b"1 "), None);
+        assert_eq!(parse_bound(b"1e400"), Some(f64::INFINITY));
+        assert_eq!(parse_bound(b"nan"), None);
+        assert_eq!(parse_timeout(b"0"), Ok(None));
+        assert_eq!(parse_timeout(b"-0.0001"), Ok(None));
+        assert_eq!(parse_timeout(b"0.0001"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(parse_timeout(b"1e-400"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(parse_timeout(b"1.5"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(parse_timeout(b"0x10"), Ok(Some(Duration::from_secs(16))));
+        for negative in [&b"-1"[..], b"inf", b"-inf", b"1e300", b"1e16"] {
+            assert_eq!(
+                parse_timeout(negative).map_err(|e| e.text().to_string()),
+                Err("ERR timeout is negative".to_string())
+            );
+        }
+        for bad in [&b""[..], b" 1", b"1 ", b"abc", b"nan"] {
+            assert_eq!(
+                parse_timeout(bad).map_err(|e| e.text().to_string()),
+                Err("ERR timeout is not a float or out of range".to_string())
+            );
+        }
+    }
+}
