@@ -493,7 +493,11 @@ pub(super) fn parse_scan_cursor(arg: &[u8]) -> Result<u64, CmdError> {
             .and_then(|v| v.checked_add(u64::from(b - b'0')))
             .ok_or(INVALID)?;
     }
-    Ok(if negative { value.wrapping_neg() } else { value })
+    Ok(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
 }
 
 /// The MATCH and COUNT options of SSCAN and ZSCAN.
@@ -704,7 +708,10 @@ mod tests {
         let both = [Some(&a), Some(&b)];
         assert_eq!(sorted(combine(&both, SetOp::Inter, 0)), ["2", "3"]);
         assert_eq!(combine(&both, SetOp::Inter, 1).len(), 1);
-        assert_eq!(sorted(combine(&both, SetOp::Union, 0)), ["1", "2", "3", "4"]);
+        assert_eq!(
+            sorted(combine(&both, SetOp::Union, 0)),
+            ["1", "2", "3", "4"]
+        );
         assert_eq!(sorted(combine(&both, SetOp::Diff, 0)), ["1"]);
         assert!(combine(&[Some(&a), None], SetOp::Inter, 0).is_empty());
         assert_eq!(combine(&[Some(&a), None], SetOp::Diff, 0).len(), 3);

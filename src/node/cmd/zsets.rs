@@ -21,9 +21,9 @@ use crate::node::db::{SortedSet, Value};
 use crate::node::state::NodeState;
 use crate::resp::encode;
 
-pub use num::{format_score, parse_timeout};
-pub(super) use num::{c_str, is_c_space};
 use num::{bulk_score, parse_double};
+pub(super) use num::{c_str, is_c_space};
+pub use num::{format_score, parse_timeout};
 
 pub const COMMANDS: &[(&str, Handler)] = &[
     ("zadd", zadd),
@@ -570,9 +570,19 @@ fn zscan(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     };
     let options = ScanOptions::parse(args, 3)?;
     let found: Vec<(&Bytes, f64)> = zset.iter().filter(|(m, _)| options.matches(m)).collect();
+    // A listpack hands out the score text it stores.
+    let format = if zset.is_compact() {
+        num::format_stored_score
+    } else {
+        format_score
+    };
     let out = &mut *ctx.out;
     encode::array_header(out, 2);
     encode::bulk(out, b"0");
-    reply_members(out, found.into_iter(), true);
+    encode::array_header(out, found.len() * 2);
+    for (member, score) in found {
+        encode::bulk(out, member);
+        encode::bulk(out, format(score).as_bytes());
+    }
     Ok(Outcome::Done)
 }

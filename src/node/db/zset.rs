@@ -88,6 +88,11 @@ impl SortedSet {
         }
     }
 
+    /// Whether Redis would hold this set as a listpack (see `compact`).
+    pub fn is_compact(&self) -> bool {
+        self.compact
+    }
+
     pub fn len(&self) -> usize {
         self.scores.len()
     }

@@ -136,8 +136,7 @@ fn parse<'a>(
                     .ok_or(CmdError::fixed("ERR weight value is not a float"))?;
             }
             j += 1 + setnum;
-        } else if op != Op::Diff && !cardinality_only && remaining >= 2 && args.is(j, "aggregate")
-        {
+        } else if op != Op::Diff && !cardinality_only && remaining >= 2 && args.is(j, "aggregate") {
             aggregate = if args.is(j + 1, "sum") {
                 Aggregate::Sum
             } else if args.is(j + 1, "min") {
@@ -246,7 +245,10 @@ fn compute(req: &mut Request<'_>, op: Op, cardinality_only: bool) -> Vec<(Bytes,
                 .collect();
         }
         Op::Diff => {
-            if others.iter().any(|o| o.key == first.key && first.value.is_some()) {
+            if others
+                .iter()
+                .any(|o| o.key == first.key && first.value.is_some())
+            {
                 return out;
             }
             for (member, score) in first.members() {
@@ -280,7 +282,11 @@ fn generic(ctx: &mut Ctx<'_>, args: &Args<'_>, op: Op, store: bool) -> CmdResult
         result.settle_encoding();
         return store_result(ctx, args.bytes(1), result);
     }
-    reply_members(ctx.out, result.iter().collect::<Vec<_>>().into_iter(), withscores);
+    reply_members(
+        ctx.out,
+        result.iter().collect::<Vec<_>>().into_iter(),
+        withscores,
+    );
     Ok(Outcome::Done)
 }
 

@@ -137,7 +137,9 @@ fn decimal(text: &[u8]) -> Option<(f64, usize, bool)> {
         return None;
     }
     let int_part = text.get(..int_len).unwrap_or_default();
-    let frac_part = text.get(int_len + 1..int_len + 1 + frac_len).unwrap_or_default();
+    let frac_part = text
+        .get(int_len + 1..int_len + 1 + frac_len)
+        .unwrap_or_default();
     let nonzero = int_part.iter().chain(frac_part).any(|&b| b != b'0');
     let mut exponent: &[u8] = b"0";
     if matches!(text.get(end), Some(b'e' | b'E')) {
@@ -327,8 +329,23 @@ pub fn format_score(value: f64) -> String {
         trim_fraction(&fixed).to_string()
     } else {
         let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim_fraction(mantissa), exp.unsigned_abs())
+        format!(
+            "{}e{sign}{:02}",
+            trim_fraction(mantissa),
+            exp.unsigned_abs()
+        )
     }
+}
+
+/// A score as a listpack stores it (Redis's `d2string`), which ZSCAN of a
+/// small set shows: whole numbers up to 2^62 in full (`1e17` is
+/// `100000000000000000`), others as [`format_score`].
+pub fn format_stored_score(value: f64) -> String {
+    const LIMIT: f64 = (i64::MAX / 2) as f64;
+    if value.trunc() == value && (-LIMIT..=LIMIT).contains(&value) && value != 0.0 {
+        return format!("{}", value as i64);
+    }
+    format_score(value)
 }
 
 /// Drops trailing zeros of a fraction, and the point if nothing is left.
@@ -378,6 +395,19 @@ mod tests {
         for (value, text) in cases {
             assert_eq!(format_score(value), text, "{value:e}");
         }
+    }
+
+    #[test]
+    fn stored_scores_print_whole_numbers_in_full() {
+        assert_eq!(format_stored_score(1e17), "100000000000000000");
+        assert_eq!(
+            format_stored_score(123456789012345678.0),
+            "123456789012345680"
+        );
+        assert_eq!(format_stored_score(4e18), "4000000000000000000");
+        assert_eq!(format_stored_score(1e19), "1e+19");
+        assert_eq!(format_stored_score(1.5), "1.5");
+        assert_eq!(format_stored_score(f64::INFINITY), "inf");
     }
 
     #[test]
