@@ -958,3 +958,34 @@ fn blocking_pops_wake_on_writes_and_time_out() {
         assert_eq!(pairs, [["z", "3"], ["y", "2"]], "{}", server.addr());
     }
 }
+
+#[test]
+fn one_member_serves_one_of_two_blocked_clients() {
+    let Some(bins) = require_redis() else { return };
+    let pair = NodePair::start(&bins);
+    for server in [&pair.builtin.server, &pair.redis.server] {
+        let mut first = server.client();
+        let mut second = server.client();
+        let mut writer = server.client();
+        first.send_raw(&encode_command(&["BZPOPMAX", "{c}k", "1"]));
+        std::thread::sleep(Duration::from_millis(50));
+        second.send_raw(&encode_command(&["BZPOPMAX", "{c}k", "1"]));
+        std::thread::sleep(Duration::from_millis(100));
+        writer.cmd(&["ZADD", "{c}k", "1", "only"]);
+        // One is served; the other blocks again and times out. (Redis
+        // serves the first to block; the node wakes both and the first to
+        // run wins.)
+        let started = Instant::now();
+        let mut replies = [first.read_reply(), second.read_reply()];
+        assert!(started.elapsed() < Duration::from_secs(3));
+        replies.sort_by_key(Reply::is_nil);
+        assert_eq!(
+            strings(&replies[0]),
+            ["{c}k", "only", "1"],
+            "{}",
+            server.addr()
+        );
+        assert!(replies[1].is_nil(), "{}", server.addr());
+        assert!(writer.cmd(&["ZCARD", "{c}k"]).expect_int() == 0);
+    }
+}

@@ -141,34 +141,19 @@ fn decimal(text: &[u8]) -> Option<(f64, usize, bool)> {
         .get(int_len + 1..int_len + 1 + frac_len)
         .unwrap_or_default();
     let nonzero = int_part.iter().chain(frac_part).any(|&b| b != b'0');
-    let mut exponent: &[u8] = b"0";
     if matches!(text.get(end), Some(b'e' | b'E')) {
         let sign_len = usize::from(matches!(text.get(end + 1), Some(b'+' | b'-')));
         let exp_digits = digits(end + 1 + sign_len);
         if exp_digits > 0 {
-            exponent = text
-                .get(end + 1..end + 1 + sign_len + exp_digits)
-                .unwrap_or(b"0");
             end += 1 + sign_len + exp_digits;
         }
     }
-    // Rust's parser rounds correctly, as glibc's does; it wants digits on
-    // both sides of the point, so the literal is rebuilt.
-    let literal = format!(
-        "{}.{}e{}",
-        if int_part.is_empty() {
-            "0"
-        } else {
-            std::str::from_utf8(int_part).unwrap_or("0")
-        },
-        if frac_part.is_empty() {
-            "0"
-        } else {
-            std::str::from_utf8(frac_part).unwrap_or("0")
-        },
-        std::str::from_utf8(exponent).unwrap_or("0"),
-    );
-    let magnitude = literal.parse::<f64>().unwrap_or(0.0);
+    // Rust's parser takes C's decimal forms (`1.`, `.5`, `1.e5`) and rounds
+    // correctly, as glibc does.
+    let magnitude = std::str::from_utf8(text.get(..end).unwrap_or_default())
+        .ok()
+        .and_then(|literal| literal.parse::<f64>().ok())
+        .unwrap_or(0.0);
     Some((magnitude, end, nonzero))
 }
 
