@@ -25,11 +25,13 @@
 //! - [`config`]: layered, typed configuration.
 //! - [`metrics`]: Prometheus metrics, registered on a registry passed in.
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+//! - [`operator`]: the operator's tool, `slotway cluster create|check|reshard`.
 
 pub mod admin;
 pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod metrics;
+pub mod operator;
 pub mod proxy;
 pub mod resp;
