@@ -159,36 +159,32 @@ pub fn plan(nodes: &[String], replicas: usize) -> Result<CreatePlan, OpError> {
 }
 
 /// Picking replicas master by master can leave the last master only
-/// nodes of its own host; swapping with another master's replica fixes
-/// that whenever both end up away from their master's host.
+/// nodes of its own host; swapping replicas between two masters fixes that
+/// whenever both then end up away from their master's host.
 fn separate_hosts(planned: &mut [PlannedMaster]) {
-    let shares = |m: &PlannedMaster, replica: &str| host_of(replica) == host_of(&m.addr);
-    for i in 0..planned.len() {
-        for r in 0..planned.get(i).map_or(0, |m| m.replicas.len()) {
-            let swap = (0..planned.len()).find_map(|j| {
-                let (mi, mj) = (planned.get(i)?, planned.get(j)?);
-                let a = mi.replicas.get(r)?;
-                if i == j || !shares(mi, a) {
-                    return None;
-                }
-                let s = mj
-                    .replicas
-                    .iter()
-                    .position(|b| !shares(mi, b) && !shares(mj, a))?;
-                Some((j, s))
-            });
-            if let Some((j, s)) = swap {
-                let taken = planned.get(j).and_then(|m| m.replicas.get(s)).cloned();
-                let given = planned.get(i).and_then(|m| m.replicas.get(r)).cloned();
-                if let (Some(taken), Some(given)) = (taken, given) {
-                    if let Some(slot) = planned.get_mut(i).and_then(|m| m.replicas.get_mut(r)) {
-                        *slot = taken;
-                    }
-                    if let Some(slot) = planned.get_mut(j).and_then(|m| m.replicas.get_mut(s)) {
-                        *slot = given;
-                    }
+    let mut pairs: Vec<(String, String)> = planned
+        .iter_mut()
+        .flat_map(|m| {
+            let master = m.addr.clone();
+            std::mem::take(&mut m.replicas)
+                .into_iter()
+                .map(move |r| (master.clone(), r))
+        })
+        .collect();
+    let shares = |master: &str, replica: &str| host_of(master) == host_of(replica);
+    for a in 0..pairs.len() {
+        for b in a + 1..pairs.len() {
+            if let Some([x, .., y]) = pairs.get_mut(a..=b) {
+                let conflict = shares(&x.0, &x.1) || shares(&y.0, &y.1);
+                if conflict && !shares(&x.0, &y.1) && !shares(&y.0, &x.1) {
+                    std::mem::swap(&mut x.1, &mut y.1);
                 }
             }
+        }
+    }
+    for (master, replica) in pairs {
+        if let Some(m) = planned.iter_mut().find(|m| m.addr == master) {
+            m.replicas.push(replica);
         }
     }
 }
@@ -701,6 +697,13 @@ mod tests {
         let hosts: BTreeSet<&str> = plan.masters.iter().map(|m| host_of(&m.addr)).collect();
         assert_eq!(hosts.len(), 3, "{plan:?}");
         assert!(!plan.replica_shares_host(), "{plan:?}");
+
+        let nodes: Vec<String> = (1..=3)
+            .flat_map(|h| (1..=3).map(move |p| format!("10.0.0.{h}:{p}")))
+            .collect();
+        let plan = super::plan(&nodes, 2).unwrap();
+        assert!(!plan.replica_shares_host(), "{plan:?}");
+        assert!(plan.masters.iter().all(|m| m.replicas.len() == 2));
     }
 
     #[test]
