@@ -393,10 +393,16 @@ pub struct EmbeddedConfig {
     pub dir: PathBuf,
     /// Client port of the first node; node i listens on base_port + i and
     /// its cluster bus on that + 10000.
-    #[serde(default = "default_embedded_base_port", deserialize_with = "whole_number")]
+    #[serde(
+        default = "default_embedded_base_port",
+        deserialize_with = "whole_number"
+    )]
     pub base_port: u16,
     /// Masters (at least 3, as Redis Cluster requires).
-    #[serde(default = "default_embedded_masters", deserialize_with = "whole_number")]
+    #[serde(
+        default = "default_embedded_masters",
+        deserialize_with = "whole_number"
+    )]
     pub masters: usize,
     #[serde(
         default = "default_embedded_replicas_per_master",
@@ -767,12 +773,7 @@ impl ProxyConfig {
             0,
             MAX_EMBEDDED_NODES,
         )?;
-        check_range(
-            "embedded.node_count",
-            e.node_count(),
-            3,
-            MAX_EMBEDDED_NODES,
-        )?;
+        check_range("embedded.node_count", e.node_count(), 3, MAX_EMBEDDED_NODES)?;
         // Every node's client port and bus port (+10000) must be valid.
         let last = usize::from(e.base_port) + e.node_count() - 1 + 10_000;
         if e.base_port == 0 || last > usize::from(u16::MAX) {

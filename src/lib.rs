@@ -26,6 +26,7 @@
 //! - [`metrics`]: Prometheus metrics, registered on a registry passed in.
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
 //! - [`node`]: the built-in cluster node (`slotway node`).
+//! - [`operator`]: the operator's tool, `slotway cluster create|check|reshard`.
 
 pub mod admin;
 pub mod cluster;
@@ -33,5 +34,6 @@ pub mod command;
 pub mod config;
 pub mod metrics;
 pub mod node;
+pub mod operator;
 pub mod proxy;
 pub mod resp;

@@ -157,24 +157,8 @@ impl RedisCluster {
             opts.masters >= 3,
             "redis-cli --cluster create needs at least 3 masters"
         );
-        let bins =
-            RedisBins::locate().unwrap_or_else(|m| panic!("{m}: call require_redis() first"));
-        let dir = tempfile::Builder::new()
-            .prefix("slotway-redis-")
-            .tempdir()
-            .expect("create a temporary directory");
         let total = opts.masters * (1 + opts.replicas_per_master);
-        // The cluster owns every node from the first spawn on, so a panic
-        // below still kills the ones already started.
-        let mut cluster = RedisCluster {
-            bins,
-            opts,
-            nodes: Vec::with_capacity(total),
-            dir,
-        };
-        for _ in 0..total {
-            cluster.add_node();
-        }
+        let cluster = RedisCluster::spawn(opts, total);
         cluster.create();
         let expect_replicas = Some(cluster.opts.replicas_per_master);
         if let Err(why) = try_eventually(cluster.opts.ready_timeout, POLL, || {
@@ -187,6 +171,59 @@ impl RedisCluster {
             );
         }
         cluster
+    }
+
+    /// Starts `count` cluster-enabled nodes that know nobody and own no
+    /// slot, for tests of the tools that join nodes into a cluster. The
+    /// nodes answer PING; nothing else is waited for.
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start`], except that nothing is created.
+    pub fn start_bare(count: usize) -> RedisCluster {
+        RedisCluster::start_bare_with(count, ClusterOptions::default())
+    }
+
+    /// [`RedisCluster::start_bare`] with node options; `masters` and
+    /// `replicas_per_master` are not used (whoever creates the cluster
+    /// decides).
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start_bare`].
+    pub fn start_bare_with(count: usize, opts: ClusterOptions) -> RedisCluster {
+        RedisCluster::spawn(opts, count)
+    }
+
+    /// Spawns `count` nodes in a new temporary directory, each answering
+    /// PING, none joined.
+    fn spawn(opts: ClusterOptions, count: usize) -> RedisCluster {
+        let bins =
+            RedisBins::locate().unwrap_or_else(|m| panic!("{m}: call require_redis() first"));
+        let dir = tempfile::Builder::new()
+            .prefix("slotway-redis-")
+            .tempdir()
+            .expect("create a temporary directory");
+        // The cluster owns every node from the first spawn on, so a panic
+        // below still kills the ones already started.
+        let mut cluster = RedisCluster {
+            bins,
+            opts,
+            nodes: Vec::with_capacity(count),
+            dir,
+        };
+        for _ in 0..count {
+            cluster.add_node();
+        }
+        cluster
+    }
+
+    /// The `redis-cli` binary the nodes were started with.
+    pub fn cli_bin(&self) -> &Path {
+        &self.bins.cli
+    }
+
+    /// Node addresses, one argument each (for `--cluster create`).
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisNode::addr).collect()
     }
 
     /// The temporary directory holding `nodes-<port>.conf` and the logs.
