@@ -90,6 +90,10 @@ struct NodeArgs {
     /// Log filter (error, warn, info, debug, trace, or directives).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log_level: String,
+    /// Shut down when stdin closes: set by a parent process (the embedded
+    /// cluster) so that no node outlives it.
+    #[arg(long, hide = true)]
+    stop_with_parent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -341,7 +345,20 @@ fn proxy(args: ProxyArgs) -> ExitCode {
     }
 }
 
+/// Returns when stdin reaches end of file or fails.
+async fn wait_stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
 fn node(args: NodeArgs) -> ExitCode {
+    let stop_with_parent = args.stop_with_parent;
     let config = match node_config(&args) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
@@ -376,6 +393,16 @@ fn node(args: NodeArgs) -> ExitCode {
                 shutdown.cancel();
             }
         });
+        if stop_with_parent {
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                async move {
+                    wait_stdin_closed().await;
+                    tracing::info!("parent gone (stdin closed), shutting down");
+                    shutdown.cancel();
+                }
+            });
+        }
         slotway::node::run(config, shutdown)
             .await
             .map_err(|e| e.to_string())
@@ -461,6 +488,23 @@ async fn run_proxy(config: Arc<ProxyConfig>) -> Result<(), String> {
         }
     });
 
+    // No seeds: start the embedded cluster and serve it.
+    let mut embedded = None;
+    let config = if config.cluster.seeds.is_empty() {
+        let cluster = tokio::select! {
+            started = slotway::embedded::EmbeddedCluster::start(&config.embedded) => {
+                started.map_err(|e| format!("embedded cluster: {e}"))?
+            }
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let mut with_seeds = (*config).clone();
+        with_seeds.cluster.seeds = cluster.addrs();
+        embedded = Some(cluster);
+        Arc::new(with_seeds)
+    } else {
+        config
+    };
+
     let registry = prometheus::Registry::new();
     // Registered before anything listens, so /metrics lists every family.
     let metrics = slotway::metrics::Metrics::new(&registry)
@@ -495,6 +539,10 @@ async fn run_proxy(config: Arc<ProxyConfig>) -> Result<(), String> {
     .await;
     shutdown.cancel();
     let _ = admin.await;
+    if let Some(mut cluster) = embedded {
+        cluster.stop().await;
+        tracing::info!("embedded cluster stopped");
+    }
     result.map_err(|e| e.to_string())
 }
 

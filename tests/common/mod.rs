@@ -51,6 +51,6 @@ pub use ports::{free_port, release_port};
 #[allow(unused_imports)]
 pub use proxy::{Proxy, ProxyOptions};
 #[allow(unused_imports)]
-pub use redis::{ClusterOptions, RedisCluster, RedisNode, hash_tag_for_slot};
+pub use redis::{Backend, ClusterOptions, RedisCluster, RedisNode, hash_tag_for_slot};
 #[allow(unused_imports)]
 pub use wait::{Attempt, eventually, try_eventually};
