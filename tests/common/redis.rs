@@ -170,6 +170,19 @@ impl RedisCluster {
         })
     }
 
+    /// [`RedisCluster::start`] with nodes of `backend`.
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start`].
+    pub fn start_on(backend: Backend, masters: usize, replicas_per_master: usize) -> RedisCluster {
+        RedisCluster::start_with(ClusterOptions {
+            backend,
+            masters,
+            replicas_per_master,
+            ..ClusterOptions::default()
+        })
+    }
+
     /// [`RedisCluster::start`] with every option.
     ///
     /// # Panics
