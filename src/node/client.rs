@@ -38,6 +38,10 @@ pub struct ClientState {
     pub watch_dirty: Arc<AtomicBool>,
     /// Name of the last command run (CLIENT LIST `cmd=`).
     pub last_command: &'static str,
+    /// True while EXEC runs the queued commands (the EXEC handler sets it
+    /// and clears it after): a blocking command (BLPOP...) must not block
+    /// then, and answers as if its timeout had passed, as Redis does.
+    pub in_exec: bool,
 }
 
 impl ClientState {
@@ -53,6 +57,7 @@ impl ClientState {
             watched: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             last_command: "NULL",
+            in_exec: false,
         }
     }
 
@@ -73,6 +78,12 @@ impl ClientState {
         if let Some(tx) = &mut self.multi {
             tx.aborted = true;
         }
+    }
+
+    /// True when a blocking command must answer at once instead of
+    /// blocking: inside a transaction.
+    pub fn may_not_block(&self) -> bool {
+        self.in_exec || self.multi.is_some()
     }
 
     /// True if a watched key was written since WATCH.
