@@ -282,6 +282,10 @@ fn blocking_commands_serve_at_once_like_redis_server() {
             &["BLPOP", "{b}none", "nan"],
             &["BLPOP", "{b}none", "inf"],
             &["BLPOP", "{b}none", "1e16"],
+            &["BLPOP", "{b}none", "1e5000"],
+            &["BLPOP", "{b}none", "0x7FFFFFFFFFFFFF"],
+            &["BLPOP", "{b}none", "0x10p-10"],
+            &["BLPOP", "{b}none", "1e-400"],
             &["BLPOP", "{b}s", "x"],
             &["BRPOP", "{b}none", "-0.5"],
             &["BLMOVE", "{b}none", "{b}one", "LEFT", "UP", "-1"],
@@ -792,5 +796,39 @@ fn commands_sent_while_blocked_run_after_the_blocked_one() {
         assert_eq!(waiter.read_reply(), array(&["queue", "job"]), "{name}");
         assert_eq!(waiter.read_reply(), Reply::Simple("PONG".into()), "{name}");
         assert_eq!(waiter.read_reply(), Reply::bulk("later"), "{name}");
+    });
+}
+
+#[test]
+fn a_key_that_turns_into_another_type_leaves_the_client_waiting() {
+    let Some(bins) = require_redis() else { return };
+    each_server(&bins, |name, connect| {
+        let mut waiter = connect();
+        let mut writer = connect();
+        let started = Instant::now();
+        send(&mut waiter, &["BLPOP", "{w}k", "0.5"]);
+        sleep(SETTLE);
+        writer.cmd(&["SET", "{w}k", "string"]).expect_ok();
+        assert_eq!(waiter.read_reply(), Reply::Array(None), "{name}");
+        assert!(started.elapsed() >= Duration::from_millis(490), "{name}");
+        // A blocked BLMOVE whose destination turned into a string answers
+        // WRONGTYPE once its source gets data, and moves nothing.
+        writer.cmd(&["SET", "{w}dst", "string"]).expect_ok();
+        send(
+            &mut waiter,
+            &["BLMOVE", "{w}src", "{w}dst", "LEFT", "LEFT", "0"],
+        );
+        sleep(SETTLE);
+        writer.cmd(&["RPUSH", "{w}src", "v"]);
+        assert_eq!(
+            waiter.read_reply().expect_error(),
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "{name}"
+        );
+        assert_eq!(
+            writer.cmd(&["LRANGE", "{w}src", "0", "-1"]),
+            array(&["v"]),
+            "{name}"
+        );
     });
 }

@@ -42,6 +42,11 @@ pub struct ClientState {
     /// and clears it after): a blocking command (BLPOP...) must not block
     /// then, and answers as if its timeout had passed, as Redis does.
     pub in_exec: bool,
+    /// True while a blocking command woken by a write of one of its keys
+    /// runs again (the connection sets it): a key that now holds another
+    /// type leaves it waiting, as Redis only serves a blocked client from
+    /// a key of the type it waits for, where a first run answers WRONGTYPE.
+    pub block_retry: bool,
 }
 
 impl ClientState {
@@ -58,6 +63,7 @@ impl ClientState {
             watch_dirty: Arc::new(AtomicBool::new(false)),
             last_command: "NULL",
             in_exec: false,
+            block_retry: false,
         }
     }
 

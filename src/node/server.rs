@@ -179,6 +179,9 @@ impl Connection {
         let mut retry_deadline = self.retry_deadline.take();
         while let Some(req) = self.pending.pop_front() {
             node.stats.total_commands_processed += 1;
+            // Only the first request can be a woken one.
+            let retry_deadline = retry_deadline.take();
+            self.client.block_retry = retry_deadline.is_some();
             let outcome = cmd::execute(
                 &mut node,
                 &mut self.client,
@@ -187,8 +190,7 @@ impl Connection {
                 &req,
                 now,
             );
-            // Only the first request can be a woken one.
-            let retry_deadline = retry_deadline.take();
+            self.client.block_retry = false;
             match outcome {
                 Outcome::Done => {}
                 Outcome::Block {

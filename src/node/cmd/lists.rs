@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Args, CmdError, CmdResult, Ctx, Handler, Outcome, parse_f64};
+use super::longdouble::LongDouble;
+use super::{Args, CmdError, CmdResult, Ctx, Handler, Outcome};
 use crate::node::db::{Keyspace, Value};
 use crate::node::state::NodeState;
 use crate::resp::encode;
@@ -51,7 +52,6 @@ const NULL_ARRAY: &[u8] = b"*-1\r\n";
 const NULL_BULK: &[u8] = b"$-1\r\n";
 const TIMEOUT_NOT_FLOAT: CmdError = CmdError::fixed("ERR timeout is not a float or out of range");
 const TIMEOUT_NEGATIVE: CmdError = CmdError::fixed("ERR timeout is negative");
-const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// Which end of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,6 +293,9 @@ fn lrange(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Ok(Outcome::Done);
     };
     let n = to - from + 1;
+    // One allocation for the whole reply: `$<len>\r\n<data>\r\n` each.
+    let bytes: usize = list.range(from..=to).map(|item| item.len() + 16).sum();
+    ctx.out.reserve(bytes + 16);
     encode::array_header(ctx.out, n);
     for item in list.range(from..=to) {
         encode::bulk(ctx.out, item);
@@ -620,11 +623,13 @@ impl MultiPop {
 
     /// Pops from the first non-empty list and answers `[key, [elements]]`;
     /// false when every list is empty. A key of another type answers
-    /// WRONGTYPE when it comes before any non-empty list.
+    /// WRONGTYPE when it comes before any non-empty list (except for a
+    /// woken blocked client, which waits on).
     fn serve(&self, ctx: &mut Ctx<'_>, args: &Args<'_>) -> Result<bool, CmdError> {
+        let skip_wrong_type = ctx.client.block_retry;
         for i in self.keys() {
             let key = args.get(i);
-            let Some(list) = list_mut(&mut ctx.node.db, key)? else {
+            let Some(list) = waiting_list(&mut ctx.node.db, key, skip_wrong_type)? else {
                 continue;
             };
             let n = self.count.min(list.len());
@@ -655,18 +660,28 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 // ---- blocking forms -------------------------------------------------------
 
-/// A blocking command's timeout in seconds as Redis reads it: the
-/// milliseconds are rounded up, 0 means forever (`None`), and a value too
-/// large for Redis's milliseconds counts as negative, as it does there.
+/// A blocking command's timeout in seconds as Redis reads it: a long
+/// double (hex and tiny values included), milliseconds rounded up, 0
+/// meaning forever (`None`), and a value too large for Redis's
+/// milliseconds counting as negative, as it does there.
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
-    let seconds = parse_f64(arg).map_err(|_| TIMEOUT_NOT_FLOAT)?;
-    let ms = (seconds * 1000.0).ceil();
-    // Redis converts to a signed 64-bit count of milliseconds (below 2^63).
-    if !(0.0..TWO_POW_63).contains(&ms) {
-        return Err(TIMEOUT_NEGATIVE);
-    }
-    let ms = ms as u64;
+    let seconds = LongDouble::parse(arg).ok_or(TIMEOUT_NOT_FLOAT)?;
+    let ms = seconds.ceil_millis().unwrap_or(i64::MIN);
+    let ms = u64::try_from(ms).map_err(|_| TIMEOUT_NEGATIVE)?;
     Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+/// The list a blocking command may take from: `None` when absent or, for
+/// a woken client (`skip_wrong_type`), of another type.
+fn waiting_list<'d>(
+    db: &'d mut Keyspace,
+    key: &[u8],
+    skip_wrong_type: bool,
+) -> Result<Option<&'d mut VecDeque<Bytes>>, CmdError> {
+    match list_mut(db, key) {
+        Err(_) if skip_wrong_type => Ok(None),
+        other => other,
+    }
 }
 
 /// Nothing to serve: block on `keys` until the timeout, or inside a
@@ -702,9 +717,10 @@ fn brpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 fn blocking_pop(ctx: &mut Ctx<'_>, args: &Args<'_>, end: End) -> CmdResult {
     let last = args.len() - 1;
     let timeout = parse_timeout(args.get(last))?;
+    let skip_wrong_type = ctx.client.block_retry;
     for i in 1..last {
         let key = args.get(i);
-        let Some(list) = list_mut(&mut ctx.node.db, key)? else {
+        let Some(list) = waiting_list(&mut ctx.node.db, key, skip_wrong_type)? else {
             continue;
         };
         let Some(item) = pop_end(list, end) else {
@@ -742,6 +758,10 @@ fn blocking_move(
     to: End,
     timeout: Option<Duration>,
 ) -> CmdResult {
+    let src = args.get(1);
+    if waiting_list(&mut ctx.node.db, src, ctx.client.block_retry)?.is_none() {
+        return block_on(ctx, vec![args.bytes(1)], timeout, NULL_BULK);
+    }
     match move_one(&mut ctx.node.db, args.get(1), &args.bytes(2), from, to)? {
         Some(item) => ctx.bulk(&item),
         None => block_on(ctx, vec![args.bytes(1)], timeout, NULL_BULK),
@@ -798,6 +818,9 @@ mod tests {
         assert_eq!(parse_timeout(b"x"), Err(TIMEOUT_NOT_FLOAT));
         assert_eq!(parse_timeout(b" 1"), Err(TIMEOUT_NOT_FLOAT));
         assert_eq!(parse_timeout(b"nan"), Err(TIMEOUT_NOT_FLOAT));
+        assert_eq!(parse_timeout(b"1e5000"), Err(TIMEOUT_NOT_FLOAT));
+        assert_eq!(parse_timeout(b"0x7FFFFFFFFFFFFF"), Err(TIMEOUT_NEGATIVE));
+        assert_eq!(parse_timeout(b"1e-400"), Ok(Some(Duration::from_millis(1))));
     }
 
     #[test]

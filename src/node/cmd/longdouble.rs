@@ -121,6 +121,43 @@ impl LongDouble {
         }
     }
 
+    /// `(long long) ceill(self * 1000)`, as Redis turns a blocking
+    /// command's timeout in seconds into milliseconds. `None` where the C
+    /// conversion overflows (on x86-64 that gives `LLONG_MIN`, a negative
+    /// timeout), infinities included.
+    pub fn ceil_millis(&self) -> Option<i64> {
+        let LongDouble::Finite { neg, mant, exp } = *self else {
+            return None;
+        };
+        if mant == 0 {
+            return Some(0);
+        }
+        // The product is rounded to a long double before the ceiling.
+        let LongDouble::Finite { neg, mant, exp } = round(neg, u128::from(mant) * 1000, false, exp)
+        else {
+            return None;
+        };
+        let (int, frac) = if exp >= 0 {
+            if exp >= 64 {
+                return None;
+            }
+            (u128::from(mant) << exp, false)
+        } else if exp <= -128 {
+            (0, true)
+        } else {
+            let k = exp.unsigned_abs();
+            (
+                u128::from(mant) >> k,
+                u128::from(mant) & ((1u128 << k) - 1) != 0,
+            )
+        };
+        if neg {
+            i64::try_from(int).ok().map(|v| -v)
+        } else {
+            i64::try_from(int + u128::from(frac)).ok()
+        }
+    }
+
     /// `"%.17Lf"` without trailing zeros (and `-0` as `0`), as Redis
     /// prints a long double for humans. `None` unless finite.
     pub fn to_human_string(&self) -> Option<String> {
@@ -611,6 +648,22 @@ mod tests {
             LongDouble::parse(b"-Infinity"),
             Some(LongDouble::Inf { neg: true })
         );
+    }
+
+    #[test]
+    fn timeouts_in_millis_as_redis() {
+        let ms = |t: &str| LongDouble::parse(t.as_bytes()).and_then(|v| v.ceil_millis());
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms("1.5"), Some(1500));
+        assert_eq!(ms("0.0001"), Some(1));
+        assert_eq!(ms("1e-400"), Some(1));
+        assert_eq!(ms("-0.0001"), Some(0));
+        assert_eq!(ms("0.001"), Some(1));
+        assert_eq!(ms("-1"), Some(-1000));
+        assert_eq!(ms("0x10p-10"), Some(16));
+        assert_eq!(ms("9223372036854775"), Some(9_223_372_036_854_775_000));
+        assert_eq!(ms("1e16"), None);
+        assert_eq!(ms("inf"), None);
     }
 
     #[test]
