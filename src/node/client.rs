@@ -38,6 +38,15 @@ pub struct ClientState {
     pub watch_dirty: Arc<AtomicBool>,
     /// Name of the last command run (CLIENT LIST `cmd=`).
     pub last_command: &'static str,
+    /// True while EXEC runs the queued commands (the EXEC handler sets it
+    /// and clears it after): a blocking command (BLPOP...) must not block
+    /// then, and answers as if its timeout had passed, as Redis does.
+    pub in_exec: bool,
+    /// True while a blocking command woken by a write of one of its keys
+    /// runs again (the connection sets it): a key that now holds another
+    /// type leaves it waiting, as Redis only serves a blocked client from
+    /// a key of the type it waits for, where a first run answers WRONGTYPE.
+    pub block_retry: bool,
 }
 
 impl ClientState {
@@ -53,6 +62,8 @@ impl ClientState {
             watched: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             last_command: "NULL",
+            in_exec: false,
+            block_retry: false,
         }
     }
 
@@ -73,6 +84,12 @@ impl ClientState {
         if let Some(tx) = &mut self.multi {
             tx.aborted = true;
         }
+    }
+
+    /// True when a blocking command must answer at once instead of
+    /// blocking: inside a transaction.
+    pub fn may_not_block(&self) -> bool {
+        self.in_exec || self.multi.is_some()
     }
 
     /// True if a watched key was written since WATCH.

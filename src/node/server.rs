@@ -71,6 +71,10 @@ struct Connection {
     pending: VecDeque<Request>,
     /// Woken when a key this client blocks on is written.
     wake: Arc<Notify>,
+    /// The deadline of the block the front request was woken from: when
+    /// it blocks again, it keeps that deadline, so a timeout counts from
+    /// the first block however often the client is woken.
+    retry_deadline: Option<Option<Instant>>,
     closing: bool,
 }
 
@@ -90,6 +94,7 @@ impl Connection {
             output: BytesMut::with_capacity(READ_CHUNK),
             pending: VecDeque::new(),
             wake: Arc::new(Notify::new()),
+            retry_deadline: None,
             closing: false,
         }
     }
@@ -147,6 +152,8 @@ impl Connection {
                     },
                 )) => {
                     self.block(req, keys, deadline, timeout_reply).await;
+                    // Requests the client sent while it was blocked.
+                    self.decode();
                 }
                 Some((_, Outcome::Async(future))) => {
                     // The replies so far go out first: the client may be
@@ -162,13 +169,19 @@ impl Connection {
     }
 
     /// Runs pending requests under one lock until they are done or one
-    /// pauses; returns the pausing request and its outcome.
+    /// pauses; returns the pausing request and its outcome. A blocking
+    /// request is registered for its keys before the lock is released, so
+    /// a write right after it cannot be missed.
     fn run_locked(&mut self) -> Option<(Request, Outcome)> {
         let shared = Arc::clone(&self.shared);
         let mut node = shared.lock();
         let now = unix_ms();
+        let mut retry_deadline = self.retry_deadline.take();
         while let Some(req) = self.pending.pop_front() {
             node.stats.total_commands_processed += 1;
+            // Only the first request can be a woken one.
+            let retry_deadline = retry_deadline.take();
+            self.client.block_retry = retry_deadline.is_some();
             let outcome = cmd::execute(
                 &mut node,
                 &mut self.client,
@@ -177,16 +190,36 @@ impl Connection {
                 &req,
                 now,
             );
+            self.client.block_retry = false;
             match outcome {
                 Outcome::Done => {}
+                Outcome::Block {
+                    keys,
+                    deadline,
+                    timeout_reply,
+                } => {
+                    for key in &keys {
+                        node.events.block_on(key.clone(), &self.wake);
+                    }
+                    let deadline = retry_deadline.unwrap_or(deadline);
+                    return Some((
+                        req,
+                        Outcome::Block {
+                            keys,
+                            deadline,
+                            timeout_reply,
+                        },
+                    ));
+                }
                 other => return Some((req, other)),
             }
         }
         None
     }
 
-    /// Waits until one of `keys` is written (then runs `req` again) or the
-    /// deadline passes (then answers `timeout_reply`).
+    /// Waits until one of `keys` (registered by `run_locked`) is written
+    /// (then runs `req` again, keeping `deadline`) or the deadline passes
+    /// (then answers `timeout_reply`).
     async fn block(
         &mut self,
         req: Request,
@@ -195,12 +228,6 @@ impl Connection {
         timeout_reply: &'static [u8],
     ) {
         let _ = self.flush().await;
-        {
-            let mut node = self.shared.lock();
-            for key in &keys {
-                node.events.block_on(key.clone(), &self.wake);
-            }
-        }
         let woken = loop {
             let timeout = async {
                 match deadline {
@@ -228,7 +255,10 @@ impl Connection {
         }
         match woken {
             // Run it again first: it blocks again if another client won.
-            Wake::Written => self.pending.push_front(req),
+            Wake::Written => {
+                self.pending.push_front(req);
+                self.retry_deadline = Some(deadline);
+            }
             Wake::Timeout => self.output.extend_from_slice(timeout_reply),
             Wake::Gone => {
                 self.pending.clear();

@@ -10,6 +10,7 @@
 
 mod args;
 mod error;
+pub mod longdouble;
 
 pub mod cluster;
 pub mod hashes;
