@@ -4,6 +4,8 @@
 //! the same commands with the same binary. A command in the files that the
 //! binary rejects, or a topology that does not serve, fails here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

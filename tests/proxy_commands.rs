@@ -2,6 +2,10 @@
 //! plain client sees, compared byte for byte with what the owning master
 //! says when asked directly.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -2,6 +2,10 @@
 //! once they pass the output limit, and connections past `max_clients` are
 //! refused; everyone else carries on.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -1,6 +1,10 @@
 //! A slot moves between masters while a client keeps reading and writing
 //! through the proxy: the client sees no ASK, no MOVED, no error.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,9 @@
 //! Learning the slot map: seeds that are down, readiness.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
