@@ -58,6 +58,16 @@ pub fn owned_value(value: Bytes) -> Bytes {
     }
 }
 
+/// Argument `i` as a value to store (see [`owned_value`]).
+pub fn owned_arg(args: &Args<'_>, i: usize) -> Bytes {
+    let value = args.get(i);
+    if value.len() < BIG_ARG {
+        Bytes::copy_from_slice(value)
+    } else {
+        args.bytes(i)
+    }
+}
+
 /// The string at `key`: `None` if missing, WRONGTYPE if not a string.
 /// Counts a keyspace hit or miss, as Redis's read lookups do.
 fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
@@ -188,12 +198,13 @@ fn expire_ms(ctx: &Ctx<'_>, arg: &[u8], kind: ExpireKind) -> Result<i64, CmdErro
     at.filter(|&t| t > 0).ok_or_else(|| invalid_expire(ctx))
 }
 
-/// Stores a string (SET's semantics: the TTL becomes `expires_at`).
-fn store(db: &mut Keyspace, key: &[u8], value: Bytes, expires_at: Option<i64>) {
+/// Stores argument `value` of `args` as a string under argument `key`
+/// (SET's semantics: the TTL becomes `expires_at`).
+fn store(db: &mut Keyspace, args: &Args<'_>, key: usize, value: usize, expires_at: Option<i64>) {
     db.insert_entry(
-        owned_key(key),
+        owned_key(args.get(key)),
         Entry {
-            value: Value::Str(owned_value(value)),
+            value: Value::Str(owned_arg(args, value)),
             expires_at,
         },
     );
@@ -233,13 +244,12 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             None => ctx.nil(),
         };
     }
-    let value = args.bytes(2);
-    if o.keepttl {
-        let keep = ctx.node.db.expires_at(key);
-        store(&mut ctx.node.db, key, value, keep);
+    let expires_at = if o.keepttl {
+        ctx.node.db.expires_at(key)
     } else {
-        store(&mut ctx.node.db, key, value, expires_at);
-    }
+        expires_at
+    };
+    store(&mut ctx.node.db, args, 1, 2, expires_at);
     match old {
         Some(old) => bulk_or_nil(ctx, old.as_deref()),
         None => ctx.ok(),
@@ -251,13 +261,13 @@ fn setnx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if ctx.node.db.contains(key) {
         return ctx.int(0);
     }
-    store(&mut ctx.node.db, key, args.bytes(2), None);
+    store(&mut ctx.node.db, args, 1, 2, None);
     ctx.int(1)
 }
 
 fn setex_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, kind: ExpireKind) -> CmdResult {
     let at = expire_ms(ctx, args.get(2), kind)?;
-    store(&mut ctx.node.db, args.get(1), args.bytes(3), Some(at));
+    store(&mut ctx.node.db, args, 1, 3, Some(at));
     ctx.ok()
 }
 
@@ -272,7 +282,7 @@ fn psetex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 fn getset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let key = args.get(1);
     let old = read_str(ctx, key)?;
-    store(&mut ctx.node.db, key, args.bytes(2), None);
+    store(&mut ctx.node.db, args, 1, 2, None);
     bulk_or_nil(ctx, old.as_deref())
 }
 
@@ -342,7 +352,7 @@ fn append(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.int(total as i64)
         }
         None => {
-            store(&mut ctx.node.db, key, args.bytes(2), None);
+            store(&mut ctx.node.db, args, 1, 2, None);
             ctx.int(tail.len() as i64)
         }
     }
@@ -512,7 +522,7 @@ fn check_pairs(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<(), CmdError> {
 fn mset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     check_pairs(ctx, args)?;
     for i in (1..args.len()).step_by(2) {
-        store(&mut ctx.node.db, args.get(i), args.bytes(i + 1), None);
+        store(&mut ctx.node.db, args, i, i + 1, None);
     }
     ctx.ok()
 }
@@ -525,7 +535,7 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     for i in (1..args.len()).step_by(2) {
-        store(&mut ctx.node.db, args.get(i), args.bytes(i + 1), None);
+        store(&mut ctx.node.db, args, i, i + 1, None);
     }
     ctx.int(1)
 }

@@ -18,7 +18,8 @@
 //! the keys as they are when it finishes, which is what Redis's atomic
 //! MIGRATE guarantees too.
 //!
-//! Differences: no cached connection to the target (each MIGRATE connects
+//! Differences: a MIGRATE to the node itself fails at once (Redis waits
+//! for its timeout, blocked on itself); no cached connection to the target (each MIGRATE connects
 //! afresh, so Redis's retry on a stale cached socket has no purpose), and a
 //! key named twice in KEYS is migrated once.
 
@@ -176,6 +177,10 @@ async fn run(shared: &Arc<Shared>, plan: &Plan, mut items: Vec<Item>) -> Result<
         .and_then(Result::ok)
         .ok_or_else(|| CONNECT_ERROR.to_string())?;
     let _ = stream.set_nodelay(true);
+    if is_self(&stream, shared.config.port) {
+        // Redis blocks on itself until the timeout; the answer is the same.
+        return Err(READ_ERROR.into());
+    }
     let mut target = Target {
         stream,
         pending: Bytes::new(),
@@ -266,6 +271,15 @@ async fn run(shared: &Arc<Shared>, plan: &Plan, mut items: Vec<Item>) -> Result<
         }
     }
     target_error.map_or(Ok(()), Err)
+}
+
+/// True if `stream` leads back to this node: restoring a key onto itself
+/// and then deleting it "because it moved" would lose it.
+fn is_self(stream: &TcpStream, my_port: u16) -> bool {
+    match (stream.peer_addr(), stream.local_addr()) {
+        (Ok(peer), Ok(local)) => peer.port() == my_port && peer.ip() == local.ip(),
+        _ => false,
+    }
 }
 
 /// Under the node lock: deletes the acknowledged keys that are still what
