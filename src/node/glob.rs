@@ -1,7 +1,8 @@
 //! Glob-style patterns as Redis matches them (`stringmatchlen` in util.c),
 //! for KEYS, SCAN MATCH, HSCAN/SSCAN/ZSCAN MATCH and PSUBSCRIBE:
 //!
-//! * `*` any run of bytes, `?` one byte,
+//! * `*` any run of bytes (but, as in Redis, no pattern except the empty
+//!   one matches the empty string), `?` one byte,
 //! * `[abc]`, `[^abc]`, ranges `[a-z]` (reversed ranges work too), `\x`
 //!   inside brackets,
 //! * `\x` matches `x` literally.
@@ -11,7 +12,9 @@
 //! and a `\` at the end matches a `\`. Bytes are compared as C's signed
 //! `char`, which matters only for ranges with bytes above 0x7f.
 
-/// Redis gives up beyond this many nested `*` (an abusive pattern).
+/// Each `*` recurses once; beyond this depth the pattern does not match,
+/// so an abusive pattern cannot exhaust the stack (Redis 7.0 has no such
+/// cap; patterns that need it are pathological).
 const MAX_NESTING: usize = 1000;
 
 /// True if `text` matches the glob `pattern`, exactly as Redis decides.
