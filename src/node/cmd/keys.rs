@@ -1,6 +1,6 @@
 //! Generic key commands (db.c, expire.c, object.c, cluster.c's DUMP and
-//! RESTORE), with Redis 7.0's replies and error texts; MIGRATE is in
-//! [`migrate`].
+//! RESTORE), with Redis 7.0's replies and error texts; MIGRATE is in the
+//! `migrate` submodule.
 
 mod migrate;
 
