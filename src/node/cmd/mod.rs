@@ -136,30 +136,10 @@ impl Ctx<'_> {
     }
 }
 
-/// A double the way Redis prints it (`%.17g` made shortest): `3`, `1.5`,
-/// `inf`, `-inf`, `1e+20`.
+/// A double the way Redis 7.0 prints it in a reply: `printf("%.17g")`
+/// (`3`, `1.1000000000000001`, `1e+20`), `inf` and `-inf`.
 pub fn format_double(value: f64) -> String {
-    if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    if value == value.trunc() && value.abs() < 1e17 {
-        return format!("{}", value as i64);
-    }
-    let short = format!("{value}");
-    if short.len() <= 24 {
-        return short;
-    }
-    // Very large or very small: exponent form, `1e+20` / `1.5e-7`.
-    let e = format!("{value:e}");
-    match e.split_once('e') {
-        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-        Some((mantissa, exp)) => format!("{mantissa}e{exp}"),
-        None => e,
-    }
+    super::float::fmt_g17(value)
 }
 
 /// Every handler, by table name (`get`, `config|get`).
