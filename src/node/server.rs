@@ -39,6 +39,9 @@ pub const MAX_CLIENTS: usize = 10_000;
 /// pauses until the pipeline catches up.
 pub const MAX_BUFFERED_INPUT: usize = 1024 * 1024 * 1024;
 
+/// Output buffer capacity kept between writes; a larger one is freed.
+const MAX_IDLE_OUTPUT: usize = 1024 * 1024;
+
 /// How often INFO's instantaneous rates are sampled (Redis: every 100 ms,
 /// averaged over the last 16 samples).
 const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
@@ -223,11 +226,11 @@ impl Connection {
         ));
         {
             let mut node = shared.lock();
-            node.stats.total_connections_received += 1;
             if node.clients.len() >= MAX_CLIENTS {
                 node.stats.rejected_connections += 1;
                 return Err(stream);
             }
+            node.stats.total_connections_received += 1;
             node.stats.connected_clients += 1;
             node.clients.register(Arc::clone(&handle));
         }
@@ -503,6 +506,11 @@ impl Connection {
         }
         self.net_out += written as u64;
         self.output.clear();
+        if self.output.capacity() > MAX_IDLE_OUTPUT {
+            // A burst (a big reply, a backlog of messages) does not keep
+            // its memory for the life of the connection.
+            self.output = BytesMut::with_capacity(READ_CHUNK);
+        }
         handle.pushes_written();
         Ok(fresh)
     }

@@ -171,3 +171,128 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     ctx.client.last_command = "exec";
     Ok(if close { Outcome::Close } else { Outcome::Done })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::{Bytes, BytesMut};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::node::bus::BusHandle;
+    use crate::node::client::ClientState;
+    use crate::node::cluster::{ClusterNode, ClusterState, random_node_id};
+    use crate::node::config::NodeConfig;
+    use crate::node::db::{Entry, Value};
+    use crate::node::state::{NodeState, Shared};
+    use crate::resp::Request;
+
+    /// A node that serves every slot.
+    fn node() -> Arc<Shared> {
+        let me = ClusterNode {
+            id: random_node_id(),
+            ip: "127.0.0.1".into(),
+            port: 7000,
+            cport: 17000,
+            master: None,
+            config_epoch: 0,
+            ping_sent_ms: 0,
+            pong_received_ms: 0,
+            connected: true,
+            pfail: false,
+            fail: false,
+            handshake: false,
+        };
+        let id = me.id.clone();
+        let mut cluster = ClusterState::new(me, true);
+        cluster.set_owners(0..16384, Some(&id));
+        let (bus, _outbox) = BusHandle::new();
+        Arc::new(Shared::new(
+            NodeConfig::for_port(7000),
+            NodeState::new(cluster),
+            bus,
+            CancellationToken::new(),
+        ))
+    }
+
+    /// Runs one command at time `now` (Unix ms); returns the reply.
+    fn run(shared: &Arc<Shared>, client: &mut ClientState, now: i64, args: &[&str]) -> String {
+        let mut out = BytesMut::new();
+        let mut node = shared.lock();
+        let req = Request::from_args(args);
+        let _ = super::execute(&mut node, client, shared, &mut out, &req, now);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn insert_with_ttl(shared: &Arc<Shared>, key: &'static str, expires_at: i64) {
+        let mut node = shared.lock();
+        node.db.set_clock(NOW);
+        node.db.insert_entry(
+            Bytes::from_static(key.as_bytes()),
+            Entry {
+                value: Value::Str(Bytes::from_static(b"v")),
+                expires_at: Some(expires_at),
+            },
+        );
+    }
+
+    #[test]
+    fn a_watched_key_that_expires_fails_exec() {
+        let shared = node();
+        let mut c = ClientState::new(1, None);
+        insert_with_ttl(&shared, "k", NOW + 100);
+        assert_eq!(run(&shared, &mut c, NOW, &["WATCH", "k"]), "+OK\r\n");
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        assert_eq!(run(&shared, &mut c, NOW, &["GET", "k"]), "+QUEUED\r\n");
+        // Nobody has read it since it expired: EXEC still sees the change.
+        assert_eq!(run(&shared, &mut c, NOW + 200, &["EXEC"]), "*-1\r\n");
+        assert!(c.watched.is_empty());
+    }
+
+    #[test]
+    fn a_key_already_expired_at_watch_time_does_not_fail_exec() {
+        let shared = node();
+        let mut c = ClientState::new(1, None);
+        insert_with_ttl(&shared, "k", NOW - 1);
+        run(&shared, &mut c, NOW, &["WATCH", "k"]);
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        run(&shared, &mut c, NOW, &["GET", "k"]);
+        assert_eq!(run(&shared, &mut c, NOW + 1, &["EXEC"]), "*1\r\n$-1\r\n");
+    }
+
+    #[test]
+    fn flushing_everything_fails_every_watch() {
+        let shared = node();
+        let mut c = ClientState::new(1, None);
+        let watch = run(&shared, &mut c, NOW, &["WATCH", "{t}a", "{t}b"]);
+        assert_eq!(watch, "+OK\r\n");
+        shared.lock().events.touched_all();
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        assert_eq!(run(&shared, &mut c, NOW, &["EXEC"]), "*-1\r\n");
+        // The next transaction starts clean.
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        assert_eq!(run(&shared, &mut c, NOW, &["EXEC"]), "*0\r\n");
+    }
+
+    #[test]
+    fn exec_runs_commands_subscribed_mode_would_refuse() {
+        let shared = node();
+        let mut c = ClientState::new(1, None);
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        run(&shared, &mut c, NOW, &["SUBSCRIBE", "ch"]);
+        run(&shared, &mut c, NOW, &["SET", "{t}a", "1"]);
+        let reply = run(&shared, &mut c, NOW, &["EXEC"]);
+        // Redis runs queued commands without the subscribed-mode check.
+        assert_eq!(
+            reply,
+            "*2\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n+OK\r\n"
+        );
+        assert!(c.in_pubsub_mode());
+        assert!(!c.in_exec);
+        assert!(
+            run(&shared, &mut c, NOW, &["GET", "{t}a"]).starts_with("-ERR Can't execute 'get'")
+        );
+    }
+}
