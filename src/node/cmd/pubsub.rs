@@ -174,3 +174,58 @@ fn numpat(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     let n = ctx.node.pubsub.pattern_count();
     ctx.int(n as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::key_slot;
+    use crate::node::bus::Outbound;
+    use crate::node::client::ClientState;
+    use crate::node::cmd::tx::harness::{node, run};
+
+    #[test]
+    fn publish_hands_the_message_to_the_bus() {
+        let (shared, mut outbox) = node();
+        let mut c = ClientState::new(1, None);
+        assert_eq!(run(&shared, &mut c, 0, &["PUBLISH", "ch", "hi"]), ":0\r\n");
+        match outbox.try_recv() {
+            Ok(Outbound::Publish {
+                channel,
+                message,
+                shard,
+            }) => {
+                assert_eq!(
+                    (&channel[..], &message[..], shard),
+                    (&b"ch"[..], &b"hi"[..], None)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        run(&shared, &mut c, 0, &["SPUBLISH", "{s}ch", "x"]);
+        match outbox.try_recv() {
+            Ok(Outbound::Publish { shard, .. }) => assert_eq!(shard, Some(key_slot(b"s"))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn counts_in_confirmations_follow_redis() {
+        let (shared, _outbox) = node();
+        let mut c = ClientState::new(1, None);
+        run(&shared, &mut c, 0, &["SUBSCRIBE", "a"]);
+        assert_eq!(
+            run(&shared, &mut c, 0, &["PSUBSCRIBE", "p*"]),
+            "*3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:2\r\n"
+        );
+        // Shard channels count on their own.
+        assert_eq!(
+            run(&shared, &mut c, 0, &["SSUBSCRIBE", "s"]),
+            "*3\r\n$10\r\nssubscribe\r\n$1\r\ns\r\n:1\r\n"
+        );
+        assert_eq!(c.subscriptions, 3);
+        run(&shared, &mut c, 0, &["UNSUBSCRIBE"]);
+        run(&shared, &mut c, 0, &["PUNSUBSCRIBE"]);
+        assert!(c.in_pubsub_mode());
+        run(&shared, &mut c, 0, &["SUNSUBSCRIBE", "s"]);
+        assert!(!c.in_pubsub_mode());
+    }
+}

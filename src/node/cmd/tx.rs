@@ -172,23 +172,24 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Ok(if close { Outcome::Close } else { Outcome::Done })
 }
 
+/// A node in a test: every slot served, commands run directly.
 #[cfg(test)]
-mod tests {
+pub(super) mod harness {
     use std::sync::Arc;
 
-    use bytes::{Bytes, BytesMut};
+    use bytes::BytesMut;
+    use tokio::sync::mpsc::UnboundedReceiver;
     use tokio_util::sync::CancellationToken;
 
-    use crate::node::bus::BusHandle;
+    use crate::node::bus::{BusHandle, Outbound};
     use crate::node::client::ClientState;
     use crate::node::cluster::{ClusterNode, ClusterState, random_node_id};
     use crate::node::config::NodeConfig;
-    use crate::node::db::{Entry, Value};
     use crate::node::state::{NodeState, Shared};
     use crate::resp::Request;
 
-    /// A node that serves every slot.
-    fn node() -> Arc<Shared> {
+    /// A node that serves every slot, and what it hands to the bus.
+    pub fn node() -> (Arc<Shared>, UnboundedReceiver<Outbound>) {
         let me = ClusterNode {
             id: random_node_id(),
             ip: "127.0.0.1".into(),
@@ -206,22 +207,39 @@ mod tests {
         let id = me.id.clone();
         let mut cluster = ClusterState::new(me, true);
         cluster.set_owners(0..16384, Some(&id));
-        let (bus, _outbox) = BusHandle::new();
-        Arc::new(Shared::new(
+        let (bus, outbox) = BusHandle::new();
+        let shared = Arc::new(Shared::new(
             NodeConfig::for_port(7000),
             NodeState::new(cluster),
             bus,
             CancellationToken::new(),
-        ))
+        ));
+        (shared, outbox)
     }
 
     /// Runs one command at time `now` (Unix ms); returns the reply.
-    fn run(shared: &Arc<Shared>, client: &mut ClientState, now: i64, args: &[&str]) -> String {
+    pub fn run(shared: &Arc<Shared>, client: &mut ClientState, now: i64, args: &[&str]) -> String {
         let mut out = BytesMut::new();
         let mut node = shared.lock();
         let req = Request::from_args(args);
         let _ = super::execute(&mut node, client, shared, &mut out, &req, now);
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::harness::run;
+    use crate::node::client::ClientState;
+    use crate::node::db::{Entry, Value};
+    use crate::node::state::Shared;
+
+    fn node() -> Arc<Shared> {
+        super::harness::node().0
     }
 
     const NOW: i64 = 1_700_000_000_000;
