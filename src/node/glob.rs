@@ -17,6 +17,17 @@
 /// cap; patterns that need it are pathological).
 const MAX_NESTING: usize = 1000;
 
+/// [`glob_match`], ignoring ASCII case when `nocase` (as Redis's
+/// `stringmatchlen(..., nocase=1)` for CONFIG GET and COMMAND LIST FILTERBY
+/// PATTERN).
+pub fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    if nocase {
+        glob_match(&pattern.to_ascii_lowercase(), &text.to_ascii_lowercase())
+    } else {
+        glob_match(pattern, text)
+    }
+}
+
 /// True if `text` matches the glob `pattern`, exactly as Redis decides.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let mut skip_longer = false;

@@ -96,6 +96,9 @@ async fn expire_loop(shared: Arc<Shared>) {
             () = shared.shutdown.cancelled() => return,
         }
         let mut node = shared.lock();
+        if !node.active_expire {
+            continue;
+        }
         node.db.set_clock(db::unix_ms());
         for key in node.db.expire_cycle(EXPIRE_BUDGET) {
             node.events.touched(&key);

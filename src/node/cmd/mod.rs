@@ -173,6 +173,41 @@ pub fn is_implemented(name: &str) -> bool {
     handlers().contains_key(name)
 }
 
+/// Commands a RESP2 client in subscribed mode may run.
+const ALLOWED_IN_PUBSUB: &[&str] = &[
+    "ping",
+    "subscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "sunsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "quit",
+    "reset",
+];
+
+/// Refusals that depend on the client's mode, with Redis's texts
+/// (`processCommand`): commands outside pub/sub in subscribed mode, and
+/// `no_multi` commands inside MULTI. Commands run by EXEC skip them, as
+/// Redis runs them without `processCommand`.
+fn check_context(client: &ClientState, spec: &'static CommandSpec) -> Result<(), CmdError> {
+    if client.in_exec {
+        return Ok(());
+    }
+    if client.in_pubsub_mode() && !ALLOWED_IN_PUBSUB.contains(&spec.name) {
+        return Err(CmdError::new(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        )));
+    }
+    if client.multi.is_some() && spec.has_flag(flags::NO_MULTI) {
+        return Err(CmdError::fixed(
+            "ERR Command not allowed inside a transaction",
+        ));
+    }
+    Ok(())
+}
+
 /// Runs one request: table lookup, cluster check, MULTI queueing, the
 /// handler, and the notifications for written keys. The reply (or error)
 /// is appended to `ctx.out`, except for the `Block` and `Async` outcomes.
@@ -188,12 +223,23 @@ pub fn execute(
         Ok(spec) => spec,
         Err(e) => {
             client.flag_multi_error();
+            if matches!(&e, command::CommandError::WrongArity(name) if name == "exec") {
+                // Redis's execCommandAbort: a malformed EXEC also discards
+                // the open transaction.
+                tx::discard_transaction(node, client);
+            }
             encode::error(out, &e.to_string());
             return Outcome::Done;
         }
     };
+    client.last_command = spec.name;
     node.db.set_clock(now_ms);
     if let Err(e) = node.cluster.check_request(&mut node.db, spec, req, client) {
+        client.flag_multi_error();
+        encode::error(out, e.text());
+        return Outcome::Done;
+    }
+    if let Err(e) = check_context(client, spec) {
         client.flag_multi_error();
         encode::error(out, e.text());
         return Outcome::Done;
