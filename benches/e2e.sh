@@ -35,6 +35,8 @@
 #   --no-build      do not run cargo build (use --bin or the existing build)
 #   --bin PATH      the slotway binary (default: cargo build --release's)
 #   --keep          keep the work directory (logs, results.tsv) after exit
+#   --no-node       skip the last part: one built-in node against one
+#                   redis-server (benches/node.sh, SET/GET at P1 and P16)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,6 +56,7 @@ direct_only=0
 build=1
 bin=""
 keep=0
+node_bench=1
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -72,6 +75,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=0; shift ;;
     --bin) bin=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --no-node) node_bench=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 64 ;;
   esac
@@ -280,3 +284,9 @@ awk -F'\t' -v tests="$tests" -v pipelines="$pipelines" '
         (c == "") ? "-" : sprintf("%.3f", c), (c == "") ? "-" : sprintf("%.2f", c * 10)
     }
   }' "$results"
+
+if [ "$node_bench" = 1 ] && [ "$direct_only" = 0 ]; then
+  echo
+  echo "built-in node against redis-server (benches/node.sh):"
+  bash "$root/benches/node.sh" --bin "$bin" -r "$rounds"
+fi

@@ -66,6 +66,8 @@ pub struct ProxyConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
 }
 
 fn default_listen() -> String {
@@ -91,6 +93,7 @@ impl Default for ProxyConfig {
             retry: RetryConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            embedded: EmbeddedConfig::default(),
         }
     }
 }
@@ -365,6 +368,91 @@ impl Default for LogConfig {
         LogConfig {
             level: default_log_level(),
         }
+    }
+}
+
+/// Where the embedded cluster keeps its nodes' files.
+pub const DEFAULT_EMBEDDED_DIR: &str = "slotway-data";
+/// Client port of the first embedded node; the others follow (bus ports are
+/// these + 10000).
+pub const DEFAULT_EMBEDDED_BASE_PORT: u16 = 7001;
+pub const DEFAULT_EMBEDDED_MASTERS: usize = 3;
+pub const DEFAULT_EMBEDDED_REPLICAS_PER_MASTER: usize = 1;
+pub const DEFAULT_EMBEDDED_NODE_TIMEOUT_MS: u64 = 5000;
+/// Most nodes the embedded cluster starts.
+pub const MAX_EMBEDDED_NODES: usize = 64;
+
+/// `[embedded]`: the cluster of built-in nodes started when no seed is
+/// configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Directory for the nodes' files (one subdirectory per node). A cluster
+    /// found there is started again as it was.
+    #[serde(default = "default_embedded_dir")]
+    pub dir: PathBuf,
+    /// Client port of the first node; node i listens on base_port + i and
+    /// its cluster bus on that + 10000.
+    #[serde(
+        default = "default_embedded_base_port",
+        deserialize_with = "whole_number"
+    )]
+    pub base_port: u16,
+    /// Masters (at least 3, as Redis Cluster requires).
+    #[serde(
+        default = "default_embedded_masters",
+        deserialize_with = "whole_number"
+    )]
+    pub masters: usize,
+    #[serde(
+        default = "default_embedded_replicas_per_master",
+        deserialize_with = "whole_number"
+    )]
+    pub replicas_per_master: usize,
+    /// The nodes' `cluster-node-timeout`.
+    #[serde(
+        default = "default_embedded_node_timeout_ms",
+        deserialize_with = "whole_number"
+    )]
+    pub node_timeout_ms: u64,
+}
+
+fn default_embedded_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_EMBEDDED_DIR)
+}
+
+fn default_embedded_base_port() -> u16 {
+    DEFAULT_EMBEDDED_BASE_PORT
+}
+
+fn default_embedded_masters() -> usize {
+    DEFAULT_EMBEDDED_MASTERS
+}
+
+fn default_embedded_replicas_per_master() -> usize {
+    DEFAULT_EMBEDDED_REPLICAS_PER_MASTER
+}
+
+fn default_embedded_node_timeout_ms() -> u64 {
+    DEFAULT_EMBEDDED_NODE_TIMEOUT_MS
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            dir: default_embedded_dir(),
+            base_port: DEFAULT_EMBEDDED_BASE_PORT,
+            masters: DEFAULT_EMBEDDED_MASTERS,
+            replicas_per_master: DEFAULT_EMBEDDED_REPLICAS_PER_MASTER,
+            node_timeout_ms: DEFAULT_EMBEDDED_NODE_TIMEOUT_MS,
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    /// Number of nodes started.
+    pub fn node_count(&self) -> usize {
+        self.masters * (1 + self.replicas_per_master)
     }
 }
 
@@ -676,6 +764,30 @@ impl ProxyConfig {
         )?;
 
         check_log_level("log.level", &self.log.level)?;
+
+        let e = &self.embedded;
+        check_range("embedded.masters", e.masters, 3, MAX_EMBEDDED_NODES)?;
+        check_range(
+            "embedded.replicas_per_master",
+            e.replicas_per_master,
+            0,
+            MAX_EMBEDDED_NODES,
+        )?;
+        check_range("embedded.node_count", e.node_count(), 3, MAX_EMBEDDED_NODES)?;
+        // Every node's client port and bus port (+10000) must be valid.
+        let last = usize::from(e.base_port) + e.node_count() - 1 + 10_000;
+        if e.base_port == 0 || last > usize::from(u16::MAX) {
+            return Err(ConfigError::invalid(
+                "embedded.base_port",
+                format!(
+                    "must leave room for {} client ports and their bus ports (+10000) \
+                     below 65536 (got {})",
+                    e.node_count(),
+                    e.base_port
+                ),
+            ));
+        }
+        check_ms("embedded.node_timeout_ms", e.node_timeout_ms)?;
         Ok(())
     }
 }

@@ -22,16 +22,21 @@
 //! - [`cluster`]: cluster vocabulary shared by proxy and nodes: slots,
 //!   redirect errors, CLUSTER NODES parsing.
 //! - [`proxy`]: the proxy role.
+//! - [`embedded`]: the embedded default: built-in nodes as child
+//!   processes, for a proxy with no seeds.
 //! - [`config`]: layered, typed configuration.
 //! - [`metrics`]: Prometheus metrics, registered on a registry passed in.
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
 //! - [`node`]: the built-in cluster node (`slotway node`).
+//! - [`operator`]: the operator's tool, `slotway cluster create|check|reshard`.
 
 pub mod admin;
 pub mod cluster;
 pub mod command;
 pub mod config;
+pub mod embedded;
 pub mod metrics;
 pub mod node;
+pub mod operator;
 pub mod proxy;
 pub mod resp;

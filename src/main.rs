@@ -3,15 +3,19 @@
 //!
 //! Exit status: 0 after a clean shutdown, 64 (`EX_USAGE`) for a bad command
 //! line or configuration, 1 when startup fails (an address cannot be bound).
+//! `slotway cluster ...` exits 0 when the operation succeeded (for `check`:
+//! when nothing is wrong), 64 for bad arguments, 1 otherwise.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use slotway::config::{Overrides, ProxyConfig};
+use slotway::operator::{self, Console, CreateOptions, OpError, ReshardOptions};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -41,6 +45,8 @@ enum Command {
     Proxy(ProxyArgs),
     /// Run one built-in cluster node, as `redis-server --cluster-enabled yes`.
     Node(NodeArgs),
+    /// Operate a cluster: create it, check it, move slots.
+    Cluster(ClusterArgs),
 }
 
 /// Flags of `slotway node`; named as redis-server names them, so that
@@ -84,6 +90,82 @@ struct NodeArgs {
     /// Log filter (error, warn, info, debug, trace, or directives).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log_level: String,
+    /// Shut down when stdin closes: set by a parent process (the embedded
+    /// cluster) so that no node outlives it.
+    #[arg(long, hide = true)]
+    stop_with_parent: bool,
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+    /// Seconds to wait for a node to connect or answer one command.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 5.0)]
+    command_timeout: f64,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Join empty cluster-enabled nodes into a new cluster, slots split
+    /// evenly over the masters (like `redis-cli --cluster create`).
+    Create {
+        /// Every node of the new cluster.
+        #[arg(value_name = "HOST:PORT", required = true, num_args = 1..)]
+        nodes: Vec<String>,
+        /// Replicas per master.
+        #[arg(
+            long,
+            alias = "cluster-replicas",
+            value_name = "N",
+            default_value_t = 0
+        )]
+        replicas: usize,
+        /// Accept the plan without asking.
+        #[arg(long, alias = "cluster-yes")]
+        yes: bool,
+        /// Seconds to wait for the nodes to agree at each step.
+        #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+        wait_timeout: f64,
+    },
+    /// Compare every node's view of the cluster: nodes, slot owners, open
+    /// slots, coverage. Exits 1 when anything is wrong.
+    Check {
+        /// Any node of the cluster.
+        #[arg(value_name = "HOST:PORT")]
+        node: String,
+    },
+    /// Move slots and their keys from one master to another (the source's
+    /// lowest-numbered slots).
+    Reshard {
+        /// Any node of the cluster.
+        #[arg(value_name = "HOST:PORT")]
+        node: String,
+        /// Source master: node id, unique id prefix, or HOST:PORT.
+        #[arg(long, value_name = "ID")]
+        from: String,
+        /// Target master: node id, unique id prefix, or HOST:PORT.
+        #[arg(long, value_name = "ID")]
+        to: String,
+        /// How many slots to move.
+        #[arg(long, value_name = "N")]
+        slots: usize,
+        /// Accept the plan without asking.
+        #[arg(long, alias = "cluster-yes")]
+        yes: bool,
+        /// Overwrite keys that already exist on the target.
+        #[arg(long)]
+        replace: bool,
+        /// Keys moved per MIGRATE.
+        #[arg(long, value_name = "N", default_value_t = operator::reshard::DEFAULT_PIPELINE)]
+        pipeline: usize,
+        /// MIGRATE's timeout for one batch of keys, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 60_000)]
+        migrate_timeout_ms: u64,
+        /// Seconds to wait for every node to agree at the end.
+        #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+        wait_timeout: f64,
+    },
 }
 
 /// Flags of `slotway proxy`; each overrides the file and the environment.
@@ -126,8 +208,101 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Proxy(args)) => proxy(args),
         Some(Command::Node(args)) => node(args),
+        Some(Command::Cluster(args)) => cluster(args),
         None => proxy(cli.proxy),
     }
+}
+
+/// `slotway cluster ...`: runs one operation on a small runtime of its own.
+fn cluster(args: ClusterArgs) -> ExitCode {
+    let command_timeout = match seconds("--command-timeout", args.command_timeout) {
+        Ok(d) => d,
+        Err(e) => return operator_error(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return startup_error(&format!("cannot start the runtime: {e}")),
+    };
+    let mut console = Console::stdio();
+    let result = runtime.block_on(async {
+        match args.command {
+            ClusterCommand::Create {
+                nodes,
+                replicas,
+                yes,
+                wait_timeout,
+            } => {
+                let opts = CreateOptions {
+                    yes,
+                    wait_timeout: seconds("--wait-timeout", wait_timeout)?,
+                    command_timeout,
+                };
+                let report = operator::create(&nodes, replicas, &opts, &mut console).await?;
+                print_check(&mut console, &report.check);
+                Ok(report.check.is_ok())
+            }
+            ClusterCommand::Check { node } => {
+                let report = operator::check(&node, command_timeout).await?;
+                print_check(&mut console, &report);
+                Ok(report.is_ok())
+            }
+            ClusterCommand::Reshard {
+                node,
+                from,
+                to,
+                slots,
+                yes,
+                replace,
+                pipeline,
+                migrate_timeout_ms,
+                wait_timeout,
+            } => {
+                let opts = ReshardOptions {
+                    yes,
+                    replace,
+                    pipeline,
+                    migrate_timeout: Duration::from_millis(migrate_timeout_ms),
+                    command_timeout,
+                    wait_timeout: seconds("--wait-timeout", wait_timeout)?,
+                    ..ReshardOptions::new(from, to, slots)
+                };
+                operator::reshard(&node, &opts, &mut console).await?;
+                let report = operator::check(&node, command_timeout).await?;
+                print_check(&mut console, &report);
+                Ok(report.is_ok())
+            }
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("slotway: the cluster check found problems");
+            ExitCode::from(EX_STARTUP)
+        }
+        Err(e) => operator_error(&e),
+    }
+}
+
+fn print_check(console: &mut Console, report: &operator::CheckReport) {
+    for line in report.lines() {
+        console.line(line);
+    }
+}
+
+/// A duration flag in seconds: finite and positive.
+fn seconds(flag: &str, value: f64) -> Result<Duration, OpError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| OpError::Usage(format!("{flag} must be a positive number of seconds")))
+}
+
+fn operator_error(e: &OpError) -> ExitCode {
+    eprintln!("slotway: {e}");
+    ExitCode::from(if e.is_usage() { EX_USAGE } else { EX_STARTUP })
 }
 
 fn proxy(args: ProxyArgs) -> ExitCode {
@@ -170,7 +345,20 @@ fn proxy(args: ProxyArgs) -> ExitCode {
     }
 }
 
+/// Returns when stdin reaches end of file or fails.
+async fn wait_stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
 fn node(args: NodeArgs) -> ExitCode {
+    let stop_with_parent = args.stop_with_parent;
     let config = match node_config(&args) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
@@ -205,6 +393,16 @@ fn node(args: NodeArgs) -> ExitCode {
                 shutdown.cancel();
             }
         });
+        if stop_with_parent {
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                async move {
+                    wait_stdin_closed().await;
+                    tracing::info!("parent gone (stdin closed), shutting down");
+                    shutdown.cancel();
+                }
+            });
+        }
         slotway::node::run(config, shutdown)
             .await
             .map_err(|e| e.to_string())
@@ -290,6 +488,23 @@ async fn run_proxy(config: Arc<ProxyConfig>) -> Result<(), String> {
         }
     });
 
+    // No seeds: start the embedded cluster and serve it.
+    let mut embedded = None;
+    let config = if config.cluster.seeds.is_empty() {
+        let cluster = tokio::select! {
+            started = slotway::embedded::EmbeddedCluster::start(&config.embedded) => {
+                started.map_err(|e| format!("embedded cluster: {e}"))?
+            }
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let mut with_seeds = (*config).clone();
+        with_seeds.cluster.seeds = cluster.addrs();
+        embedded = Some(cluster);
+        Arc::new(with_seeds)
+    } else {
+        config
+    };
+
     let registry = prometheus::Registry::new();
     // Registered before anything listens, so /metrics lists every family.
     let metrics = slotway::metrics::Metrics::new(&registry)
@@ -324,6 +539,10 @@ async fn run_proxy(config: Arc<ProxyConfig>) -> Result<(), String> {
     .await;
     shutdown.cancel();
     let _ = admin.await;
+    if let Some(mut cluster) = embedded {
+        cluster.stop().await;
+        tracing::info!("embedded cluster stopped");
+    }
     result.map_err(|e| e.to_string())
 }
 

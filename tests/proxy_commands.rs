@@ -2,6 +2,10 @@
 //! plain client sees, compared byte for byte with what the owning master
 //! says when asked directly.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -11,9 +15,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use slotway::cluster::key_slot;
 
-fn setup() -> Option<(RedisCluster, Proxy)> {
+fn setup(backend: Backend) -> Option<(RedisCluster, Proxy)> {
     require_redis()?;
-    let cluster = RedisCluster::start(3, 1);
+    let cluster = RedisCluster::start_on(backend, 3, 1);
     let proxy = Proxy::start(&cluster.seeds_arg());
     Some((cluster, proxy))
 }
@@ -130,9 +134,8 @@ const SCRIPT: &[&[&str]] = &[
     &["DEL", "K", "K2", "L", "L2", "H", "S", "S2", "Z", "X"],
 ];
 
-#[test]
-fn replies_match_the_owning_master_byte_for_byte() {
-    let Some((cluster, proxy)) = setup() else {
+fn replies_match_the_owning_master_byte_for_byte(backend: Backend) {
+    let Some((cluster, proxy)) = setup(backend) else {
         return;
     };
     let mut through_proxy = proxy.client();
@@ -157,9 +160,8 @@ fn replies_match_the_owning_master_byte_for_byte() {
     }
 }
 
-#[test]
-fn pipelines_multi_key_commands_and_local_commands() {
-    let Some((_cluster, proxy)) = setup() else {
+fn pipelines_multi_key_commands_and_local_commands(backend: Backend) {
+    let Some((_cluster, proxy)) = setup(backend) else {
         return;
     };
     let mut c = proxy.client();
@@ -301,9 +303,8 @@ fn pipelines_multi_key_commands_and_local_commands() {
     );
 }
 
-#[test]
-fn bad_input_closes_only_that_client() {
-    let Some((_cluster, proxy)) = setup() else {
+fn bad_input_closes_only_that_client(backend: Backend) {
+    let Some((_cluster, proxy)) = setup(backend) else {
         return;
     };
     let mut bystander = proxy.client();
@@ -364,9 +365,8 @@ fn bad_input_closes_only_that_client() {
     assert!(bystander.cmd(&["PING"]) == Reply::Simple("PONG".into()));
 }
 
-#[test]
-fn a_long_pipeline_written_before_any_read_does_not_deadlock() {
-    let Some((_cluster, proxy)) = setup() else {
+fn a_long_pipeline_written_before_any_read_does_not_deadlock(backend: Backend) {
+    let Some((_cluster, proxy)) = setup(backend) else {
         return;
     };
     const N: usize = 200_000;
@@ -402,3 +402,10 @@ fn a_long_pipeline_written_before_any_read_does_not_deadlock() {
     stream.read_exact(&mut got).unwrap();
     assert!(got.chunks(5).all(|r| r == b"+OK\r\n"));
 }
+
+on_both_backends!(
+    replies_match_the_owning_master_byte_for_byte,
+    pipelines_multi_key_commands_and_local_commands,
+    bad_input_closes_only_that_client,
+    a_long_pipeline_written_before_any_read_does_not_deadlock,
+);

@@ -2,6 +2,10 @@
 //! once they pass the output limit, and connections past `max_clients` are
 //! refused; everyone else carries on.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -10,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-#[test]
-fn a_client_that_never_reads_is_disconnected_at_its_output_limit() {
+fn a_client_that_never_reads_is_disconnected_at_its_output_limit(backend: Backend) {
     let Some(_) = require_redis() else { return };
-    let cluster = RedisCluster::start(3, 0);
+    let cluster = RedisCluster::start_on(backend, 3, 0);
     let proxy = Proxy::start_with(
         &cluster.seeds_arg(),
         ProxyOptions {
@@ -84,3 +87,5 @@ fn a_client_that_never_reads_is_disconnected_at_its_output_limit() {
     assert_eq!(refused, b"-ERR max number of clients reached\r\n");
     assert_eq!(bystander.cmd(&["PING"]), Reply::Simple("PONG".into()));
 }
+
+on_both_backends!(a_client_that_never_reads_is_disconnected_at_its_output_limit,);

@@ -1,6 +1,10 @@
 //! A slot moves between masters while a client keeps reading and writing
 //! through the proxy: the client sees no ASK, no MOVED, no error.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -8,10 +12,9 @@ use std::time::Duration;
 use common::*;
 use slotway::cluster::key_slot;
 
-#[test]
-fn a_slot_migrates_under_load_without_errors() {
+fn a_slot_migrates_under_load_without_errors(backend: Backend) {
     let Some(_) = require_redis() else { return };
-    let cluster = RedisCluster::start(3, 0);
+    let cluster = RedisCluster::start_on(backend, 3, 0);
     let proxy = Proxy::start(&cluster.seeds_arg());
     let tag = "migrating";
     let slot = key_slot(tag.as_bytes());
@@ -80,3 +83,5 @@ fn a_slot_migrates_under_load_without_errors() {
         "{refreshes} refreshes for {moved} MOVED replies"
     );
 }
+
+on_both_backends!(a_slot_migrates_under_load_without_errors,);

@@ -1,13 +1,16 @@
 //! Learning the slot map: seeds that are down, readiness.
 
+// Test bodies are plain functions run once per backend (see
+// `on_both_backends!`), so the test-only clippy relaxations are spelled out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
 
 use common::*;
 
-#[test]
-fn not_ready_until_a_seed_answers_then_serves() {
+fn not_ready_until_a_seed_answers_then_serves(backend: Backend) {
     let Some(_) = require_redis() else { return };
     // Nothing listens on these: the proxy starts anyway and keeps trying.
     let dead = [free_port(), free_port()];
@@ -39,7 +42,7 @@ fn not_ready_until_a_seed_answers_then_serves() {
     assert!(started.elapsed() >= Duration::from_millis(500));
 
     // A proxy whose first seed is dead and second alive becomes ready.
-    let cluster = RedisCluster::start(3, 0);
+    let cluster = RedisCluster::start_on(backend, 3, 0);
     let mut proxy = Proxy::start_with(
         &format!("127.0.0.1:{},{}", dead[0], cluster.seeds_arg()),
         ProxyOptions {
@@ -52,3 +55,5 @@ fn not_ready_until_a_seed_answers_then_serves() {
     assert!(c.cmd(&["SET", "k", "v"]).is_ok());
     assert_eq!(c.cmd(&["GET", "k"]), Reply::bulk("v"));
 }
+
+on_both_backends!(not_ready_until_a_seed_answers_then_serves,);

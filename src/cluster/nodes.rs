@@ -23,8 +23,29 @@ pub struct NodeLine {
     pub master_id: Option<String>,
     pub config_epoch: u64,
     pub connected: bool,
-    /// Slot ranges owned (migrating/importing markers are not listed).
+    /// Slot ranges owned (open slots are in `migrating` and `importing`).
     pub slots: Vec<RangeInclusive<u16>>,
+    /// Open slots this node is moving out: `[slot->-<target id>]`. Redis
+    /// lists them on the `myself` line only; the operator's check reports
+    /// them, the proxy ignores them.
+    pub migrating: Vec<(u16, String)>,
+    /// Open slots this node is taking in: `[slot-<-<source id>]`.
+    pub importing: Vec<(u16, String)>,
+}
+
+/// A `[slot->-id]` (migrating) or `[slot-<-id]` (importing) marker.
+enum OpenSlot {
+    Migrating(u16, String),
+    Importing(u16, String),
+}
+
+fn parse_open_slot(field: &str) -> Option<OpenSlot> {
+    let inner = field.strip_prefix('[')?.strip_suffix(']')?;
+    if let Some((slot, id)) = inner.split_once("->-") {
+        return Some(OpenSlot::Migrating(slot.parse().ok()?, id.to_string()));
+    }
+    let (slot, id) = inner.split_once("-<-")?;
+    Some(OpenSlot::Importing(slot.parse().ok()?, id.to_string()))
 }
 
 /// Parses the whole `CLUSTER NODES` text. Lines that cannot be read are
@@ -47,8 +68,17 @@ fn parse_line(line: &str) -> Option<NodeLine> {
     let addr = normalize_addr(addr_field.split(['@', ',']).next()?);
     let flag = |name: &str| flags.split(',').any(|f| f == name);
     let mut slots = Vec::new();
+    let mut migrating = Vec::new();
+    let mut importing = Vec::new();
     for field in fields {
         if field.starts_with('[') {
+            // A marker that cannot be read is dropped, not the whole line:
+            // ownership is what the proxy needs from it.
+            match parse_open_slot(field) {
+                Some(OpenSlot::Migrating(slot, id)) => migrating.push((slot, id)),
+                Some(OpenSlot::Importing(slot, id)) => importing.push((slot, id)),
+                None => {}
+            }
             continue;
         }
         let range = match field.split_once('-') {
@@ -78,6 +108,8 @@ fn parse_line(line: &str) -> Option<NodeLine> {
         connected: link == "connected",
         addr,
         slots,
+        migrating,
+        importing,
     })
 }
 
@@ -118,10 +150,24 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
         let me = &nodes[3];
         assert!(me.myself && me.master);
         assert_eq!(me.slots, vec![0..=5460]);
+        assert_eq!(
+            me.migrating,
+            vec![(5461, "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1".to_string())]
+        );
+        assert!(me.importing.is_empty());
         assert_eq!(me.config_epoch, 1);
         let failed = &nodes[4];
         assert!(failed.failed && !failed.connected);
         assert_eq!(failed.slots, vec![7..=7, 9..=9]);
+    }
+
+    #[test]
+    fn open_slot_markers() {
+        let line = "a 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-9 [10-<-b] [11->-c] [x->-d]";
+        let me = &parse(line)[0];
+        assert_eq!(me.slots, vec![0..=9]);
+        assert_eq!(me.importing, vec![(10, "b".to_string())]);
+        assert_eq!(me.migrating, vec![(11, "c".to_string())]);
     }
 
     #[test]

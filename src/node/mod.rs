@@ -19,7 +19,10 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod dump;
 pub mod events;
+pub mod float;
+pub mod glob;
 pub mod pubsub;
 pub mod server;
 pub mod state;
@@ -93,6 +96,9 @@ async fn expire_loop(shared: Arc<Shared>) {
             () = shared.shutdown.cancelled() => return,
         }
         let mut node = shared.lock();
+        if !node.active_expire {
+            continue;
+        }
         node.db.set_clock(db::unix_ms());
         for key in node.db.expire_cycle(EXPIRE_BUDGET) {
             node.events.touched(&key);

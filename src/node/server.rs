@@ -2,19 +2,26 @@
 //! complete request in the buffer, run them all under one lock, and write
 //! the replies in one go. Blocking and asynchronous commands pause the
 //! client's pipeline (never the node) until their reply is ready.
+//!
+//! Besides its socket, a connection listens to its [`ClientHandle`]:
+//! pub/sub messages pushed to it are written as they come, and a kill
+//! (CLIENT KILL, the pub/sub output limit) closes it. Pushed messages and
+//! replies keep the order in which the node produced them: pushes queued
+//! before a batch of commands takes the lock are written before its
+//! replies.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use super::client::ClientState;
+use super::client::{ClientHandle, ClientState, ReplyMode};
 use super::cmd::{self, Outcome};
 use super::db::unix_ms;
 use super::state::Shared;
@@ -23,8 +30,26 @@ use crate::resp::{DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_MULTIBULK_LEN, Request, Requ
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Most clients served at once (Redis's `maxclients` default); one more is
+/// refused with Redis's error.
+pub const MAX_CLIENTS: usize = 10_000;
+
+/// Input read ahead while the client's replies are being written or its
+/// command waits (Redis's `client-query-buffer-limit`); past it, reading
+/// pauses until the pipeline catches up.
+pub const MAX_BUFFERED_INPUT: usize = 1024 * 1024 * 1024;
+
+/// Output buffer capacity kept between writes; a larger one is freed.
+const MAX_IDLE_OUTPUT: usize = 1024 * 1024;
+
+/// How often INFO's instantaneous rates are sampled (Redis: every 100 ms,
+/// averaged over the last 16 samples).
+const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+const SAMPLES: usize = 16;
+
 /// Accepts clients until shutdown.
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    tokio::spawn(sample_loop(Arc::clone(&shared)));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -36,7 +61,15 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-                    let mut conn = Connection::new(stream, addr, id, Arc::clone(&shared));
+                    let mut conn = match Connection::open(stream, addr, id, Arc::clone(&shared)) {
+                        Ok(conn) => conn,
+                        Err(mut stream) => {
+                            let _ = stream
+                                .write_all(b"-ERR max number of clients reached\r\n")
+                                .await;
+                            return;
+                        }
+                    };
                     if let Err(e) = conn.serve().await {
                         tracing::debug!(client = id, error = %e, "client connection ended");
                     }
@@ -49,6 +82,79 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// One sampled rate: the average over the last [`SAMPLES`] periods.
+#[derive(Debug, Default)]
+struct Rate {
+    last: Option<(Instant, u64)>,
+    samples: [f64; SAMPLES],
+    next: usize,
+}
+
+impl Rate {
+    fn sample(&mut self, now: Instant, value: u64) {
+        if let Some((at, before)) = self.last {
+            let secs = now.duration_since(at).as_secs_f64();
+            if secs > 0.0 {
+                let rate = value.saturating_sub(before) as f64 / secs;
+                if let Some(slot) = self.samples.get_mut(self.next) {
+                    *slot = rate;
+                }
+                self.next = (self.next + 1) % SAMPLES;
+            }
+        }
+        self.last = Some((now, value));
+    }
+
+    fn per_second(&self) -> f64 {
+        self.samples.iter().sum::<f64>() / SAMPLES as f64
+    }
+}
+
+/// INFO's `instantaneous_ops_per_sec`, `instantaneous_input_kbps` and
+/// `instantaneous_output_kbps`, computed as Redis does.
+#[derive(Debug, Default)]
+pub struct Instantaneous {
+    ops: Rate,
+    input: Rate,
+    output: Rate,
+}
+
+impl Instantaneous {
+    pub fn ops_per_sec(&self) -> u64 {
+        self.ops.per_second().round() as u64
+    }
+
+    pub fn input_kbps(&self) -> f64 {
+        self.input.per_second() / 1024.0
+    }
+
+    pub fn output_kbps(&self) -> f64 {
+        self.output.per_second() / 1024.0
+    }
+}
+
+/// Samples the counters behind the instantaneous rates.
+async fn sample_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(SAMPLE_PERIOD);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        let mut node = shared.lock();
+        let now = Instant::now();
+        let stats = &mut node.stats;
+        let (ops, input, output) = (
+            stats.total_commands_processed,
+            stats.net_input_bytes,
+            stats.net_output_bytes,
+        );
+        stats.instantaneous.ops.sample(now, ops);
+        stats.instantaneous.input.sample(now, input);
+        stats.instantaneous.output.sample(now, output);
     }
 }
 
@@ -71,47 +177,109 @@ struct Connection {
     pending: VecDeque<Request>,
     /// Woken when a key this client blocks on is written.
     wake: Arc<Notify>,
+    /// The deadline of the block the front request was woken from: when
+    /// it blocks again, it keeps that deadline, so a timeout counts from
+    /// the first block however often the client is woken.
+    retry_deadline: Option<Option<Instant>>,
     closing: bool,
+    /// Bytes read and written since they were last added to the stats.
+    net_in: u64,
+    net_out: u64,
+}
+
+/// Reads (and keeps) what the client sends while its command waits;
+/// resolves when the client hangs up.
+async fn until_hangup(stream: &mut TcpStream, input: &mut BytesMut, net_in: &mut u64) {
+    loop {
+        if input.len() >= MAX_BUFFERED_INPUT {
+            std::future::pending::<()>().await;
+        }
+        input.reserve(READ_CHUNK);
+        match stream.read_buf(input).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => *net_in += n as u64,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(stream.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_stream: &TcpStream) -> i64 {
+    -1
 }
 
 impl Connection {
-    fn new(stream: TcpStream, addr: SocketAddr, id: u64, shared: Arc<Shared>) -> Self {
+    /// Registers a new client, or gives the stream back when the node
+    /// already serves [`MAX_CLIENTS`].
+    fn open(
+        stream: TcpStream,
+        addr: SocketAddr,
+        id: u64,
+        shared: Arc<Shared>,
+    ) -> Result<Self, TcpStream> {
+        let handle = Arc::new(ClientHandle::new(
+            id,
+            Some(addr),
+            stream.local_addr().ok(),
+            raw_fd(&stream),
+        ));
         {
             let mut node = shared.lock();
+            if node.clients.len() >= MAX_CLIENTS {
+                node.stats.rejected_connections += 1;
+                return Err(stream);
+            }
             node.stats.total_connections_received += 1;
             node.stats.connected_clients += 1;
+            node.clients.register(Arc::clone(&handle));
         }
-        Connection {
+        Ok(Connection {
             stream,
             shared,
-            client: ClientState::new(id, Some(addr)),
+            client: ClientState::with_handle(handle),
             decoder: RequestDecoder::new(DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_MULTIBULK_LEN),
             input: BytesMut::with_capacity(READ_CHUNK),
             output: BytesMut::with_capacity(READ_CHUNK),
             pending: VecDeque::new(),
             wake: Arc::new(Notify::new()),
+            retry_deadline: None,
             closing: false,
-        }
+            net_in: 0,
+            net_out: 0,
+        })
     }
 
     async fn serve(&mut self) -> std::io::Result<()> {
-        while !self.closing {
-            self.input.reserve(READ_CHUNK);
-            let n = tokio::select! {
-                n = self.stream.read_buf(&mut self.input) => n?,
-                () = self.shared.shutdown.cancelled() => return Ok(()),
-            };
-            if n == 0 {
-                return Ok(());
+        let handle = Arc::clone(&self.client.handle);
+        let mut fresh_input = false;
+        loop {
+            if !fresh_input {
+                self.input.reserve(READ_CHUNK);
+                tokio::select! {
+                    n = self.stream.read_buf(&mut self.input) => {
+                        let n = n?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        self.net_in += n as u64;
+                    }
+                    () = handle.pushed() => handle.take_pushes(&mut self.output),
+                    () = handle.killed() => return Ok(()),
+                    () = self.shared.shutdown.cancelled() => return Ok(()),
+                }
             }
             self.decode();
             self.run_pending().await;
-            if !self.output.is_empty() {
-                self.stream.write_all(&self.output).await?;
-                self.output.clear();
+            fresh_input = self.flush().await?;
+            if self.closing {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Moves every complete request from the input into `pending`. A
@@ -147,13 +315,27 @@ impl Connection {
                     },
                 )) => {
                     self.block(req, keys, deadline, timeout_reply).await;
+                    // Requests the client sent while it was blocked.
+                    self.decode();
                 }
                 Some((_, Outcome::Async(future))) => {
                     // The replies so far go out first: the client may be
                     // waiting for them while this one takes time.
-                    let _ = self.flush().await;
-                    let reply = future.await;
-                    self.output.extend_from_slice(&reply);
+                    if self.flush().await.is_err() {
+                        self.closing = true;
+                        return;
+                    }
+                    let handle = Arc::clone(&self.client.handle);
+                    tokio::select! {
+                        reply = future => self.late_reply(&reply),
+                        () = handle.killed() => self.closing = true,
+                        () = self.shared.shutdown.cancelled() => self.closing = true,
+                        () = until_hangup(&mut self.stream, &mut self.input, &mut self.net_in) => {
+                            self.closing = true;
+                        }
+                    }
+                    // Requests the client sent while it waited.
+                    self.decode();
                 }
                 Some((_, Outcome::Close)) => self.closing = true,
                 Some((_, Outcome::Done)) => {}
@@ -162,13 +344,30 @@ impl Connection {
     }
 
     /// Runs pending requests under one lock until they are done or one
-    /// pauses; returns the pausing request and its outcome.
+    /// pauses; returns the pausing request and its outcome. A blocking
+    /// request is registered for its keys before the lock is released, so
+    /// a write right after it cannot be missed.
     fn run_locked(&mut self) -> Option<(Request, Outcome)> {
         let shared = Arc::clone(&self.shared);
         let mut node = shared.lock();
+        // Messages published before this lock was taken come before these
+        // replies, as they would in Redis's single output buffer.
+        self.client.handle.take_pushes(&mut self.output);
+        if self.client.subscriptions > 0 {
+            // The node may have unsubscribed this client (a slot left).
+            self.client.subscriptions = node.pubsub.total_of(self.client.id);
+        }
+        node.stats.net_input_bytes += std::mem::take(&mut self.net_in);
+        node.stats.net_output_bytes += std::mem::take(&mut self.net_out);
         let now = unix_ms();
+        let mut retry_deadline = self.retry_deadline.take();
+        let mut paused = None;
         while let Some(req) = self.pending.pop_front() {
             node.stats.total_commands_processed += 1;
+            // Only the first request can be a woken one.
+            let retry_deadline = retry_deadline.take();
+            self.client.block_retry = retry_deadline.is_some();
+            let mark = self.output.len();
             let outcome = cmd::execute(
                 &mut node,
                 &mut self.client,
@@ -177,31 +376,83 @@ impl Connection {
                 &req,
                 now,
             );
+            self.client.block_retry = false;
             match outcome {
-                Outcome::Done => {}
-                other => return Some((req, other)),
+                Outcome::Done => self.apply_reply_mode(mark),
+                Outcome::Close => {
+                    self.apply_reply_mode(mark);
+                    paused = Some((req, Outcome::Close));
+                    break;
+                }
+                Outcome::Block {
+                    keys,
+                    deadline,
+                    timeout_reply,
+                } => {
+                    // Registered under the lock that saw the keys empty, so
+                    // a push right after cannot be missed.
+                    for key in &keys {
+                        node.events.block_on(key.clone(), &self.wake);
+                    }
+                    node.stats.blocked_clients += 1;
+                    self.client.handle.set_blocked(true);
+                    let deadline = retry_deadline.unwrap_or(deadline);
+                    paused = Some((
+                        req,
+                        Outcome::Block {
+                            keys,
+                            deadline,
+                            timeout_reply,
+                        },
+                    ));
+                    break;
+                }
+                other => {
+                    paused = Some((req, other));
+                    break;
+                }
             }
         }
-        None
+        self.client.publish_snapshot(self.input.len());
+        paused
     }
 
-    /// Waits until one of `keys` is written (then runs `req` again) or the
-    /// deadline passes (then answers `timeout_reply`).
+    /// CLIENT REPLY OFF/SKIP: drops the reply written since `mark`.
+    fn apply_reply_mode(&mut self, mark: usize) {
+        match self.client.reply_mode {
+            ReplyMode::On => {}
+            ReplyMode::Off => self.output.truncate(mark),
+            // Set by CLIENT REPLY SKIP itself: the next command's reply goes.
+            ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skip,
+            ReplyMode::Skip => {
+                self.output.truncate(mark);
+                self.client.reply_mode = ReplyMode::On;
+            }
+        }
+    }
+
+    /// The reply of a command that paused (a blocking timeout, an async
+    /// result).
+    fn late_reply(&mut self, reply: &[u8]) {
+        let mark = self.output.len();
+        self.output.extend_from_slice(reply);
+        self.apply_reply_mode(mark);
+    }
+
+    /// Waits until one of `keys` (registered by `run_locked`) is written
+    /// (then runs `req` again, keeping `deadline`) or the deadline passes
+    /// (then answers `timeout_reply`).
     async fn block(
         &mut self,
         req: Request,
-        keys: Vec<bytes::Bytes>,
+        keys: Vec<Bytes>,
         deadline: Option<Instant>,
         timeout_reply: &'static [u8],
     ) {
-        let _ = self.flush().await;
-        {
-            let mut node = self.shared.lock();
-            for key in &keys {
-                node.events.block_on(key.clone(), &self.wake);
-            }
-        }
-        let woken = loop {
+        let handle = Arc::clone(&self.client.handle);
+        let woken = if self.flush().await.is_err() {
+            Wake::Gone
+        } else {
             let timeout = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
@@ -209,15 +460,13 @@ impl Connection {
                 }
             };
             tokio::select! {
-                () = self.wake.notified() => break Wake::Written,
-                () = timeout => break Wake::Timeout,
-                () = self.shared.shutdown.cancelled() => break Wake::Gone,
+                () = self.wake.notified() => Wake::Written,
+                () = timeout => Wake::Timeout,
+                () = handle.killed() => Wake::Gone,
+                () = self.shared.shutdown.cancelled() => Wake::Gone,
                 // A blocked client that hangs up must not take an element
                 // that is pushed later; bytes it pipelines wait in `input`.
-                n = self.stream.read_buf(&mut self.input) => match n {
-                    Ok(0) | Err(_) => break Wake::Gone,
-                    Ok(_) => continue,
-                },
+                () = until_hangup(&mut self.stream, &mut self.input, &mut self.net_in) => Wake::Gone,
             }
         };
         {
@@ -225,11 +474,16 @@ impl Connection {
             for key in &keys {
                 node.events.unblock(key, &self.wake);
             }
+            node.stats.blocked_clients = node.stats.blocked_clients.saturating_sub(1);
+            handle.set_blocked(false);
         }
         match woken {
             // Run it again first: it blocks again if another client won.
-            Wake::Written => self.pending.push_front(req),
-            Wake::Timeout => self.output.extend_from_slice(timeout_reply),
+            Wake::Written => {
+                self.pending.push_front(req);
+                self.retry_deadline = Some(deadline);
+            }
+            Wake::Timeout => self.late_reply(timeout_reply),
             Wake::Gone => {
                 self.pending.clear();
                 self.closing = true;
@@ -237,30 +491,104 @@ impl Connection {
         }
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
-            self.output.clear();
+    /// Writes the output. Meanwhile it keeps reading what the client sends,
+    /// so a client that writes a long pipeline before it reads any reply
+    /// cannot deadlock against us. Returns true if input arrived.
+    async fn flush(&mut self) -> std::io::Result<bool> {
+        if self.output.is_empty() {
+            return Ok(false);
         }
-        Ok(())
+        let handle = Arc::clone(&self.client.handle);
+        let mut fresh = false;
+        let mut reading = true;
+        let mut written = 0;
+        let (mut rd, mut wr) = self.stream.split();
+        while written < self.output.len() {
+            let read_more = reading && self.input.len() < MAX_BUFFERED_INPUT;
+            if read_more {
+                self.input.reserve(READ_CHUNK);
+            }
+            let rest = self.output.get(written..).unwrap_or_default();
+            tokio::select! {
+                n = wr.write(rest) => {
+                    let n = n?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    written += n;
+                }
+                n = rd.read_buf(&mut self.input), if read_more => match n {
+                    // Half-closed: the replies may still be read.
+                    Ok(0) | Err(_) => reading = false,
+                    Ok(n) => {
+                        fresh = true;
+                        self.net_in += n as u64;
+                    }
+                },
+                () = handle.killed() => {
+                    self.output.clear();
+                    self.closing = true;
+                    return Ok(false);
+                }
+                () = self.shared.shutdown.cancelled() => {
+                    self.output.clear();
+                    self.closing = true;
+                    return Ok(false);
+                }
+            }
+        }
+        self.net_out += written as u64;
+        self.output.clear();
+        if self.output.capacity() > MAX_IDLE_OUTPUT {
+            // A burst (a big reply, a backlog of messages) does not keep
+            // its memory for the life of the connection.
+            self.output = BytesMut::with_capacity(READ_CHUNK);
+        }
+        handle.pushes_written();
+        Ok(fresh)
     }
 
-    /// Cleans up after the connection: flushes a last reply (QUIT's OK,
-    /// a protocol error) and forgets the client's watches.
+    /// Cleans up after the connection: forgets the client's watches and
+    /// subscriptions, and takes it off the client list.
     fn finish(&mut self) {
         let mut node = self.shared.lock();
         node.stats.connected_clients = node.stats.connected_clients.saturating_sub(1);
-        for key in self.client.watched.drain(..) {
-            node.events.unwatch(&key, &self.client.watch_dirty);
+        node.stats.net_input_bytes += std::mem::take(&mut self.net_in);
+        node.stats.net_output_bytes += std::mem::take(&mut self.net_out);
+        for watched in self.client.watched.drain(..) {
+            node.events.unwatch(&watched.key, &self.client.watch_dirty);
         }
+        node.pubsub.remove_client(self.client.id);
+        node.clients.unregister(self.client.id);
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        // Best effort for replies written just before a close.
-        if !self.output.is_empty() {
+        // Best effort for replies written just before a close (QUIT's OK,
+        // a protocol error).
+        if !self.output.is_empty() && !self.client.handle.is_killed() {
             let _ = self.stream.try_write(&self.output);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_average_the_last_samples() {
+        let mut rate = Rate::default();
+        let t0 = Instant::now();
+        rate.sample(t0, 0);
+        assert_eq!(rate.per_second(), 0.0);
+        for i in 1..=SAMPLES as u64 {
+            rate.sample(t0 + Duration::from_millis(100 * i), 100 * i);
+        }
+        assert!((rate.per_second() - 1000.0).abs() < 1e-6);
+        // A reset counter reads as no traffic, not as a huge rate.
+        rate.sample(t0 + Duration::from_millis(100 * (SAMPLES as u64 + 1)), 0);
+        assert!(rate.per_second() < 1000.0);
     }
 }

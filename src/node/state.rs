@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::BusHandle;
+use super::client::ClientRegistry;
 use super::cluster::ClusterState;
 use super::config::NodeConfig;
 use super::db::Keyspace;
@@ -64,6 +65,15 @@ pub struct Stats {
     pub keyspace_misses: u64,
     /// Writes since start (INFO persistence `rdb_changes_since_last_save`).
     pub dirty: u64,
+    /// Bytes read from and written to clients (folded in per batch).
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    /// Connections refused at `maxclients`.
+    pub rejected_connections: u64,
+    /// Clients waiting in a blocking command.
+    pub blocked_clients: u64,
+    /// Samples for INFO's `instantaneous_*` rates.
+    pub instantaneous: super::server::Instantaneous,
 }
 
 /// The state commands work on.
@@ -73,6 +83,10 @@ pub struct NodeState {
     pub events: KeyEvents,
     pub pubsub: PubSub,
     pub stats: Stats,
+    /// Every connected client (CLIENT LIST, CLIENT KILL).
+    pub clients: ClientRegistry,
+    /// DEBUG SET-ACTIVE-EXPIRE: the background expiry runs.
+    pub active_expire: bool,
 }
 
 impl NodeState {
@@ -83,6 +97,8 @@ impl NodeState {
             events: KeyEvents::default(),
             pubsub: PubSub::default(),
             stats: Stats::default(),
+            clients: ClientRegistry::default(),
+            active_expire: true,
         }
     }
 

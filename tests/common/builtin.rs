@@ -63,16 +63,7 @@ impl ServerProcess {
                 port,
                 log,
             };
-            let up = try_eventually(START_TIMEOUT, POLL, || {
-                if let Some(child) = server.child.as_mut() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        return Err(format!("exited with {status}"));
-                    }
-                }
-                let mut c = TestClient::try_connect(&server.addr()).map_err(|e| e.to_string())?;
-                c.try_cmd(&["PING"]).map(|_| ()).map_err(|e| e.to_string())
-            });
-            match up {
+            match server.wait_ping() {
                 Ok(()) => return server,
                 Err(why) => {
                     last_log = format!("{why}\n{}", process::tail(&server.log, LOG_TAIL_LINES));
@@ -81,6 +72,63 @@ impl ServerProcess {
             }
         }
         panic!("{name} did not start: {last_log}");
+    }
+
+    /// Spawns `program` with exactly `args` (its port after `--port`) and
+    /// waits until it answers PING.
+    ///
+    /// # Panics
+    /// When `--port` is missing or it never answers.
+    pub fn spawn_args(
+        program: &PathBuf,
+        args: &[String],
+        dir: &std::path::Path,
+        name: &str,
+    ) -> ServerProcess {
+        let port: u16 = args
+            .iter()
+            .position(|a| a == "--port")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no --port in {args:?}"));
+        let log = dir.join(format!("{name}-{port}.log"));
+        let out = File::create(&log).expect("create a log file");
+        let err = out.try_clone().expect("clone the log file");
+        let child = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn the server");
+        let mut server = ServerProcess {
+            child: Some(child),
+            port,
+            log,
+        };
+        if let Err(why) = server.wait_ping() {
+            panic!(
+                "{name} on {port} did not start: {why}\n{}",
+                server.log_tail()
+            );
+        }
+        server
+    }
+
+    fn wait_ping(&mut self) -> Result<(), String> {
+        try_eventually(START_TIMEOUT, POLL, || {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Ok(Err(format!("exited with {status}")));
+                }
+            }
+            let mut c = TestClient::try_connect(&self.addr()).map_err(|e| e.to_string())?;
+            c.try_cmd(&["PING"])
+                .map(|_| Ok(()))
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|r| r)
     }
 
     pub fn port(&self) -> u16 {

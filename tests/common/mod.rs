@@ -51,6 +51,29 @@ pub use ports::{free_port, release_port};
 #[allow(unused_imports)]
 pub use proxy::{Proxy, ProxyOptions};
 #[allow(unused_imports)]
-pub use redis::{ClusterOptions, RedisCluster, RedisNode, hash_tag_for_slot};
+pub use redis::{Backend, ClusterOptions, RedisCluster, RedisNode, hash_tag_for_slot};
 #[allow(unused_imports)]
 pub use wait::{Attempt, eventually, try_eventually};
+
+/// For each `fn name(backend: Backend)` listed, a module `name` with one
+/// test per backend, `name::redis_server` and `name::builtin_node`: the same
+/// body proves the behaviour against Debian's redis-server and against
+/// Slotway's own nodes.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn redis_server() {
+                    super::$name($crate::common::Backend::Redis)
+                }
+
+                #[test]
+                fn builtin_node() {
+                    super::$name($crate::common::Backend::Builtin)
+                }
+            }
+        )+
+    };
+}

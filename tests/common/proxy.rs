@@ -79,22 +79,53 @@ impl Proxy {
     /// # Panics
     /// As [`Proxy::start`].
     pub fn start_with(seeds: &str, opts: ProxyOptions) -> Proxy {
+        let (port, admin_port) = (free_port(), free_port());
+        let mut args: Vec<String> = vec![
+            "proxy".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--admin-listen".into(),
+            format!("127.0.0.1:{admin_port}"),
+        ];
+        if !seeds.is_empty() {
+            args.extend(["--seeds".to_string(), seeds.to_string()]);
+        }
+        args.extend(opts.args.iter().cloned());
+        Proxy::launch(&args, port, admin_port, &opts)
+    }
+
+    /// Starts `slotway` with exactly `args` (which must include `--listen`
+    /// and `--admin-listen` on 127.0.0.1) and waits until it is ready.
+    ///
+    /// # Panics
+    /// As [`Proxy::start`], or when an address flag is missing.
+    pub fn start_args(args: &[String]) -> Proxy {
+        let port_after = |flag: &str| -> u16 {
+            let value = args
+                .iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .unwrap_or_else(|| panic!("{flag} missing from {args:?}"));
+            value
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or_else(|| panic!("{flag} {value}: no port"))
+        };
+        let (port, admin_port) = (port_after("--listen"), port_after("--admin-listen"));
+        Proxy::launch(args, port, admin_port, &ProxyOptions::default())
+    }
+
+    fn launch(args: &[String], port: u16, admin_port: u16, opts: &ProxyOptions) -> Proxy {
         let dir = tempfile::Builder::new()
             .prefix("slotway-proxy-")
             .tempdir()
             .expect("create a temporary directory");
         let log = dir.path().join("proxy.log");
         let file = File::create(&log).expect("create proxy.log");
-        let (port, admin_port) = (free_port(), free_port());
         let addr = format!("127.0.0.1:{port}");
         let admin_addr = format!("127.0.0.1:{admin_port}");
-        let mut cmd = Command::new(&opts.bin);
-        cmd.args(["proxy", "--listen", &addr, "--admin-listen", &admin_addr]);
-        if !seeds.is_empty() {
-            cmd.args(["--seeds", seeds]);
-        }
-        let child = cmd
-            .args(&opts.args)
+        let child = Command::new(&opts.bin)
+            .args(args)
             .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
             .stdin(Stdio::null())

@@ -10,6 +10,7 @@
 
 mod args;
 mod error;
+pub mod longdouble;
 
 pub mod cluster;
 pub mod hashes;
@@ -135,30 +136,10 @@ impl Ctx<'_> {
     }
 }
 
-/// A double the way Redis prints it (`%.17g` made shortest): `3`, `1.5`,
-/// `inf`, `-inf`, `1e+20`.
+/// A double the way Redis 7.0 prints it in a reply: `printf("%.17g")`
+/// (`3`, `1.1000000000000001`, `1e+20`), `inf` and `-inf`.
 pub fn format_double(value: f64) -> String {
-    if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    if value == value.trunc() && value.abs() < 1e17 {
-        return format!("{}", value as i64);
-    }
-    let short = format!("{value}");
-    if short.len() <= 24 {
-        return short;
-    }
-    // Very large or very small: exponent form, `1e+20` / `1.5e-7`.
-    let e = format!("{value:e}");
-    match e.split_once('e') {
-        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-        Some((mantissa, exp)) => format!("{mantissa}e{exp}"),
-        None => e,
-    }
+    super::float::fmt_g17(value)
 }
 
 /// Every handler, by table name (`get`, `config|get`).
@@ -192,6 +173,41 @@ pub fn is_implemented(name: &str) -> bool {
     handlers().contains_key(name)
 }
 
+/// Commands a RESP2 client in subscribed mode may run.
+const ALLOWED_IN_PUBSUB: &[&str] = &[
+    "ping",
+    "subscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "sunsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "quit",
+    "reset",
+];
+
+/// Refusals that depend on the client's mode, with Redis's texts
+/// (`processCommand`): commands outside pub/sub in subscribed mode, and
+/// `no_multi` commands inside MULTI. Commands run by EXEC skip them, as
+/// Redis runs them without `processCommand`.
+fn check_context(client: &ClientState, spec: &'static CommandSpec) -> Result<(), CmdError> {
+    if client.in_exec {
+        return Ok(());
+    }
+    if client.in_pubsub_mode() && !ALLOWED_IN_PUBSUB.contains(&spec.name) {
+        return Err(CmdError::new(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        )));
+    }
+    if client.multi.is_some() && spec.has_flag(flags::NO_MULTI) {
+        return Err(CmdError::fixed(
+            "ERR Command not allowed inside a transaction",
+        ));
+    }
+    Ok(())
+}
+
 /// Runs one request: table lookup, cluster check, MULTI queueing, the
 /// handler, and the notifications for written keys. The reply (or error)
 /// is appended to `ctx.out`, except for the `Block` and `Async` outcomes.
@@ -207,12 +223,23 @@ pub fn execute(
         Ok(spec) => spec,
         Err(e) => {
             client.flag_multi_error();
+            if matches!(&e, command::CommandError::WrongArity(name) if name == "exec") {
+                // Redis's execCommandAbort: a malformed EXEC also discards
+                // the open transaction.
+                tx::discard_transaction(node, client);
+            }
             encode::error(out, &e.to_string());
             return Outcome::Done;
         }
     };
+    client.last_command = spec.name;
     node.db.set_clock(now_ms);
     if let Err(e) = node.cluster.check_request(&mut node.db, spec, req, client) {
+        client.flag_multi_error();
+        encode::error(out, e.text());
+        return Outcome::Done;
+    }
+    if let Err(e) = check_context(client, spec) {
         client.flag_multi_error();
         encode::error(out, e.text());
         return Outcome::Done;

@@ -1,0 +1,445 @@
+//! CONFIG GET / SET / RESETSTAT / REWRITE over a table of the settings
+//! that tools read.
+//!
+//! CONFIG GET reports this node's values (its startup settings, its live
+//! state) under Redis's names. CONFIG SET changes what the node can change
+//! at run time (`cluster-require-full-coverage`, the pub/sub class of
+//! `client-output-buffer-limit`) and accepts any setting set to the value
+//! it already has (`CONFIG SET save ""`); any other change is refused with
+//! a clear error instead of being stored and ignored.
+
+use super::super::{Args, CmdError, CmdResult, Ctx, Outcome};
+use crate::node::client::BufferLimit;
+use crate::node::glob;
+use crate::node::server::MAX_CLIENTS;
+use crate::resp::encode;
+
+/// How a setting reads its value.
+type Getter = fn(&Ctx<'_>) -> String;
+
+/// How a setting takes a new value (already known to differ from the
+/// current one); the error is the reason Redis puts after " - ".
+type Setter = fn(&mut Ctx<'_>, &str) -> Result<(), String>;
+
+enum Change {
+    /// Set at startup only (Redis: "can't set immutable config").
+    Immutable,
+    /// Redis can change it at run time; the built-in node cannot.
+    Unsupported,
+    Apply(Setter),
+}
+
+struct Setting {
+    name: &'static str,
+    get: Getter,
+    change: Change,
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}
+
+fn parse_yes_no(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+/// Redis's defaults for the client classes the node does not limit.
+const NORMAL_LIMIT: &str = "normal 0 0 0";
+const REPLICA_LIMIT: &str = "slave 268435456 67108864 60";
+
+fn output_limits(ctx: &Ctx<'_>) -> String {
+    let l = ctx.node.pubsub.limit;
+    format!(
+        "{NORMAL_LIMIT} {REPLICA_LIMIT} pubsub {} {} {}",
+        l.hard, l.soft, l.soft_seconds
+    )
+}
+
+/// A size as Redis's `memtoull` reads it: bytes, or with k/kb/m/mb/g/gb.
+fn memtoull(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = lower.get(digits.len()..)?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>`...
+/// Only the pub/sub class is enforced by the node; the others may only be
+/// given their current (Redis default) values.
+fn set_output_limits(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut pubsub = ctx.node.pubsub.limit;
+    for chunk in words.chunks(4) {
+        let [class, hard, soft, secs] = chunk else {
+            continue;
+        };
+        let class = class.to_ascii_lowercase();
+        if !["normal", "slave", "replica", "pubsub"].contains(&class.as_str()) {
+            return Err("Invalid client class specified in buffer limit configuration.".into());
+        }
+        let (Some(hard), Some(soft), Ok(secs)) = (memtoull(hard), memtoull(soft), secs.parse())
+        else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            );
+        };
+        let limit = BufferLimit {
+            hard: usize::try_from(hard).unwrap_or(usize::MAX),
+            soft: usize::try_from(soft).unwrap_or(usize::MAX),
+            soft_seconds: secs,
+        };
+        let unchanged = |text: &str| format!("{class} {hard} {soft} {secs}") == text;
+        match class.as_str() {
+            "pubsub" => pubsub = limit,
+            "normal" if unchanged(NORMAL_LIMIT) => {}
+            "slave" | "replica"
+                if unchanged(REPLICA_LIMIT.replacen("slave", &class, 1).as_str()) => {}
+            _ => {
+                return Err(format!(
+                    "the built-in node only supports changing the pubsub class, not {class}"
+                ));
+            }
+        }
+    }
+    ctx.node.pubsub.limit = pubsub;
+    Ok(())
+}
+
+fn set_full_coverage(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.cluster.require_full_coverage = parse_yes_no(value)?;
+    ctx.node.cluster.update_state();
+    Ok(())
+}
+
+fn absolute_dir(ctx: &Ctx<'_>) -> String {
+    let dir = &ctx.shared.config.dir;
+    std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.clone())
+        .display()
+        .to_string()
+}
+
+/// Every setting CONFIG knows, by Redis name.
+const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "bind",
+        get: |c| c.shared.config.bind.clone(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "port",
+        get: |c| c.shared.config.port.to_string(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "dir",
+        get: absolute_dir,
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "dbfilename",
+        get: |_| "dump.rdb".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "save",
+        get: |_| String::new(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "appendonly",
+        get: |c| yes_no(c.shared.config.appendonly),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "appendfilename",
+        get: |_| "appendonly.aof".into(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "appenddirname",
+        get: |_| "appendonlydir".into(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "appendfsync",
+        get: |_| "everysec".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "databases",
+        get: |_| "16".into(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "maxclients",
+        get: |_| MAX_CLIENTS.to_string(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "maxmemory",
+        get: |_| "0".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "maxmemory-policy",
+        get: |_| "noeviction".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "timeout",
+        get: |_| "0".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "tcp-keepalive",
+        get: |_| "0".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "protected-mode",
+        get: |_| "no".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "daemonize",
+        get: |_| "no".into(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "hz",
+        get: |_| "10".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "io-threads",
+        get: |_| "1".into(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "requirepass",
+        get: |_| String::new(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "masterauth",
+        get: |_| String::new(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "proto-max-bulk-len",
+        get: |_| crate::resp::DEFAULT_MAX_BULK_LEN.to_string(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "client-query-buffer-limit",
+        get: |_| crate::node::server::MAX_BUFFERED_INPUT.to_string(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "client-output-buffer-limit",
+        get: output_limits,
+        change: Change::Apply(set_output_limits),
+    },
+    Setting {
+        name: "notify-keyspace-events",
+        get: |_| String::new(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "enable-debug-command",
+        get: |_| "yes".into(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "min-replicas-to-write",
+        get: |_| "0".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "replica-read-only",
+        get: |_| "yes".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "slave-read-only",
+        get: |_| "yes".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "cluster-enabled",
+        get: |_| "yes".into(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "cluster-config-file",
+        get: |c| c.shared.config.cluster_config_file.display().to_string(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "cluster-port",
+        get: |c| c.shared.config.cluster_port.to_string(),
+        change: Change::Immutable,
+    },
+    Setting {
+        name: "cluster-node-timeout",
+        get: |c| c.shared.config.node_timeout_ms.to_string(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "cluster-require-full-coverage",
+        get: |c| yes_no(c.node.cluster.require_full_coverage),
+        change: Change::Apply(set_full_coverage),
+    },
+    Setting {
+        name: "cluster-announce-ip",
+        get: |c| c.shared.config.announce_ip.clone().unwrap_or_default(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "cluster-allow-reads-when-down",
+        get: |_| "no".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "cluster-replica-no-failover",
+        get: |_| "no".into(),
+        change: Change::Unsupported,
+    },
+    Setting {
+        name: "cluster-slave-no-failover",
+        get: |_| "no".into(),
+        change: Change::Unsupported,
+    },
+];
+
+fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+}
+
+/// CONFIG GET pattern [pattern ...]: every setting matching any pattern
+/// (without case), once.
+pub fn get(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let found: Vec<(&str, String)> = SETTINGS
+        .iter()
+        .filter(|s| {
+            args.rest(2)
+                .any(|p| glob::matches(p, s.name.as_bytes(), true))
+        })
+        .map(|s| (s.name, (s.get)(ctx)))
+        .collect();
+    ctx.array_header(found.len() * 2);
+    for (name, value) in found {
+        encode::bulk(ctx.out, name.as_bytes());
+        encode::bulk(ctx.out, value.as_bytes());
+    }
+    Ok(Outcome::Done)
+}
+
+fn set_failed(name: &str, reason: &str) -> CmdError {
+    CmdError::new(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+    ))
+}
+
+/// CONFIG SET name value [name value ...]: all or nothing.
+pub fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args.len() % 2 != 0 {
+        return Err(CmdError::SYNTAX);
+    }
+    let mut changes: Vec<(&'static Setting, String)> = Vec::new();
+    for i in (2..args.len()).step_by(2) {
+        let name = args.lossy(i);
+        let Some(setting) = find(&name) else {
+            return Err(CmdError::new(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )));
+        };
+        if changes.iter().any(|(s, _)| std::ptr::eq(*s, setting)) {
+            return Err(set_failed(&name, "duplicate parameter"));
+        }
+        changes.push((setting, args.lossy(i + 1)));
+    }
+    // Check every change before applying any.
+    for (setting, value) in &changes {
+        if (setting.get)(ctx) == *value {
+            continue;
+        }
+        match setting.change {
+            Change::Immutable => {
+                return Err(set_failed(setting.name, "can't set immutable config"));
+            }
+            Change::Unsupported => {
+                return Err(set_failed(
+                    setting.name,
+                    "changing it is not supported by the built-in node",
+                ));
+            }
+            Change::Apply(_) => {}
+        }
+    }
+    for (setting, value) in &changes {
+        if let Change::Apply(apply) = setting.change {
+            if (setting.get)(ctx) != *value {
+                apply(ctx, value).map_err(|reason| set_failed(setting.name, &reason))?;
+            }
+        }
+    }
+    ctx.ok()
+}
+
+/// CONFIG RESETSTAT: the counters INFO stats reports start again from 0.
+pub fn resetstat(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    let stats = &mut ctx.node.stats;
+    stats.total_connections_received = 0;
+    stats.total_commands_processed = 0;
+    stats.keyspace_hits = 0;
+    stats.keyspace_misses = 0;
+    stats.net_input_bytes = 0;
+    stats.net_output_bytes = 0;
+    stats.rejected_connections = 0;
+    ctx.node.db.expired_keys = 0;
+    ctx.ok()
+}
+
+/// The node's settings come from its command line or config file and are
+/// not written back.
+pub fn rewrite(_ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    Err(CmdError::fixed(
+        "ERR CONFIG REWRITE is not supported by the built-in node",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memtoull;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(memtoull("1mb"), Some(1024 * 1024));
+        assert_eq!(memtoull("256kb"), Some(256 * 1024));
+        assert_eq!(memtoull("1k"), Some(1000));
+        assert_eq!(memtoull("33554432"), Some(33_554_432));
+        assert_eq!(memtoull("1GB"), Some(1024 * 1024 * 1024));
+        assert_eq!(memtoull("x"), None);
+        assert_eq!(memtoull("1tb"), None);
+        assert_eq!(memtoull(""), None);
+    }
+}
