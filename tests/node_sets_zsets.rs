@@ -410,6 +410,14 @@ fn scores_are_printed_like_redis_server() {
     }
     pair.same(&["ZADD", "big", "-0", "negzero"]);
     pair.same(&["ZSCORE", "big", "negzero"]);
+    // The encoding is sticky: a big set shrunk stays a skiplist.
+    pair.same(&["OBJECT", "ENCODING", "small"]);
+    pair.same(&["OBJECT", "ENCODING", "big"]);
+    pair.same(&["ZREMRANGEBYRANK", "big", "0", "-3"]);
+    pair.same(&["OBJECT", "ENCODING", "big"]);
+    pair.same(&["ZRANGE", "big", "0", "-1", "WITHSCORES"]);
+    // A skiplist scans in hash order.
+    same_unordered(&mut pair, &["ZSCAN", "big", "0"]);
     pair.same(&["ZADD", "long", "-0", &"x".repeat(65)]);
     pair.same(&["ZRANGE", "long", "0", "-1", "WITHSCORES"]);
     // A weight of -1 turns 0 into -0; a small stored result turns it back.
@@ -987,5 +995,34 @@ fn one_member_serves_one_of_two_blocked_clients() {
         );
         assert!(replies[1].is_nil(), "{}", server.addr());
         assert!(writer.cmd(&["ZCARD", "{c}k"]).expect_int() == 0);
+    }
+}
+
+#[test]
+fn blocking_pops_inside_multi_and_on_retyped_keys_match_redis_server() {
+    let Some(bins) = require_redis() else { return };
+    let mut pair = NodePair::start(&bins);
+    // Inside a transaction nothing blocks: a null array at once.
+    all_same(
+        &mut pair,
+        &[
+            &["MULTI"],
+            &["BZPOPMIN", "{r}none", "0"],
+            &["BZMPOP", "0", "1", "{r}none", "MIN"],
+            &["ZADD", "{r}z", "1", "a"],
+            &["BZPOPMAX", "{r}z", "0"],
+            &["EXEC"],
+        ],
+    );
+    // A key that becomes a string leaves the blocked client waiting (a
+    // first run answers WRONGTYPE); it then times out.
+    for server in [&pair.builtin.server, &pair.redis.server] {
+        let mut blocked = server.client();
+        let mut writer = server.client();
+        blocked.send_raw(&encode_command(&["BZPOPMIN", "{r}k", "0.5"]));
+        std::thread::sleep(Duration::from_millis(100));
+        writer.cmd(&["SET", "{r}k", "x"]).expect_ok();
+        assert!(blocked.read_reply().is_nil(), "{}", server.addr());
+        assert!(blocked.cmd(&["BZPOPMIN", "{r}k", "0.5"]).is_error());
     }
 }

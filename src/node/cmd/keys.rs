@@ -479,11 +479,9 @@ pub fn encoding(value: &Value) -> &'static str {
             "intset"
         }
         Value::Set(_) => "hashtable",
-        Value::ZSet(z)
-            if z.len() <= LISTPACK_ENTRIES && z.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE) =>
-        {
-            "listpack"
-        }
+        // The set tracks Redis's encoding, which stays a skiplist once
+        // converted, however small the set gets again.
+        Value::ZSet(z) if z.is_compact() => "listpack",
         Value::ZSet(_) => "skiplist",
     }
 }

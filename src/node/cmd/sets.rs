@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Args, CmdError, CmdResult, Ctx, Handler, Outcome, parse_i64};
 use crate::node::db::{MemberSet, Value};
+use crate::node::glob::glob_match;
 use crate::node::state::NodeState;
 use crate::resp::encode;
 
@@ -537,152 +538,9 @@ impl<'a> ScanOptions<'a> {
     }
 }
 
-/// Redis's `stringmatchlen` (case-sensitive): `*`, `?`, `[...]` with `^`
-/// and ranges, `\` escapes.
-///
-/// TODO(merge): replace with `crate::node::glob::glob_match`, which another
-/// change adds; this private copy only serves SSCAN and ZSCAN meanwhile.
-pub(super) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let mut skip_longer = false;
-    glob_at(pattern, text, &mut skip_longer, 0)
-}
-
-/// Deeper nesting (one level per `*`) answers "no match", as Redis's
-/// guard against stack exhaustion does.
-const GLOB_MAX_NESTING: usize = 1000;
-
-fn glob_at(mut p: &[u8], mut s: &[u8], skip_longer: &mut bool, nesting: usize) -> bool {
-    if nesting > GLOB_MAX_NESTING {
-        return false;
-    }
-    while let (Some(&pc), Some(&sc)) = (p.first(), s.first()) {
-        match pc {
-            b'*' => {
-                while p.get(1) == Some(&b'*') {
-                    p = p.get(1..).unwrap_or_default();
-                }
-                if p.len() == 1 {
-                    return true;
-                }
-                let rest = p.get(1..).unwrap_or_default();
-                while !s.is_empty() {
-                    if glob_at(rest, s, skip_longer, nesting + 1) {
-                        return true;
-                    }
-                    // The rest matched nowhere later: a longer match for
-                    // an earlier star cannot help either.
-                    if *skip_longer {
-                        return false;
-                    }
-                    s = s.get(1..).unwrap_or_default();
-                }
-                *skip_longer = true;
-                return false;
-            }
-            b'?' => s = s.get(1..).unwrap_or_default(),
-            b'[' => {
-                let mut i = 1;
-                let negate = p.get(i) == Some(&b'^');
-                if negate {
-                    i += 1;
-                }
-                let mut matched = false;
-                loop {
-                    match p.get(i) {
-                        Some(b'\\') if p.len() - i >= 2 => {
-                            i += 1;
-                            matched |= p.get(i) == Some(&sc);
-                        }
-                        Some(b']') => break,
-                        // Unterminated: the class takes the rest.
-                        None => {
-                            i -= 1;
-                            break;
-                        }
-                        Some(&start) if p.len() - i >= 3 && p.get(i + 1) == Some(&b'-') => {
-                            let end = p.get(i + 2).copied().unwrap_or(start);
-                            let (lo, hi) = if start > end {
-                                (end, start)
-                            } else {
-                                (start, end)
-                            };
-                            matched |= (lo..=hi).contains(&sc);
-                            i += 2;
-                        }
-                        Some(&c) => matched |= c == sc,
-                    }
-                    i += 1;
-                }
-                if matched == negate {
-                    return false;
-                }
-                s = s.get(1..).unwrap_or_default();
-                p = p.get(i..).unwrap_or_default();
-            }
-            b'\\' if p.len() >= 2 => {
-                p = p.get(1..).unwrap_or_default();
-                if p.first() != Some(&sc) {
-                    return false;
-                }
-                s = s.get(1..).unwrap_or_default();
-            }
-            _ => {
-                if pc != sc {
-                    return false;
-                }
-                s = s.get(1..).unwrap_or_default();
-            }
-        }
-        p = p.get(1..).unwrap_or_default();
-        if s.is_empty() {
-            while p.first() == Some(&b'*') {
-                p = p.get(1..).unwrap_or_default();
-            }
-            break;
-        }
-    }
-    p.is_empty() && s.is_empty()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn glob_follows_redis_stringmatch() {
-        let yes = [
-            ("h?llo", "hello"),
-            ("h*llo", "heeeello"),
-            ("h[ae]llo", "hallo"),
-            ("h[^e]llo", "hallo"),
-            ("h[a-b]llo", "hbllo"),
-            ("h[b-a]llo", "hallo"),
-            ("a*", "a"),
-            ("*b*", "abc"),
-            ("\\*", "*"),
-            ("a[\\]]", "a]"),
-            ("[abc", "b"),
-            ("*", "anything"),
-        ];
-        for (p, s) in yes {
-            assert!(glob_match(p.as_bytes(), s.as_bytes()), "{p} ~ {s}");
-        }
-        let no = [
-            ("h[^e]llo", "hello"),
-            ("h[a-b]llo", "hcllo"),
-            ("h?llo", "hllo"),
-            ("a*b", "acbc"),
-            // Redis's star needs at least one byte when nothing precedes.
-            ("*", ""),
-            ("**", ""),
-            ("abc", "ab"),
-        ];
-        for (p, s) in no {
-            assert!(!glob_match(p.as_bytes(), s.as_bytes()), "{p} !~ {s}");
-        }
-        let long = "a".repeat(30);
-        assert!(!glob_match(b"a*a*a*a*a*a*a*a*a*a*b", long.as_bytes()));
-    }
 
     #[test]
     fn scan_cursors_read_like_strtoul() {

@@ -370,18 +370,26 @@ fn zpopmax(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 type Popped = (Bytes, Vec<(Bytes, f64)>);
 
 /// Pops up to `count` members from the first of `keys` that holds a sorted
-/// set; None when none does. A key of another type before that is an error.
+/// set; None when none does. A key of another type before that is an error,
+/// except for a blocked client woken again (`skip_wrong_type`): Redis only
+/// serves it from a sorted set and leaves it waiting.
 fn pop_first_key(
     node: &mut NodeState,
     keys: &[Bytes],
     count: usize,
     max: bool,
+    skip_wrong_type: bool,
 ) -> Result<Option<Popped>, CmdError> {
     for key in keys {
         let Some(value) = node.db.get_mut(key) else {
             continue;
         };
-        let popped = pop(value.as_zset_mut()?, count, max);
+        let zset = match value.as_zset_mut() {
+            Ok(zset) => zset,
+            Err(_) if skip_wrong_type => continue,
+            Err(e) => return Err(e),
+        };
+        let popped = pop(zset, count, max);
         node.db.remove_if_empty(key);
         if !popped.is_empty() {
             return Ok(Some((key.clone(), popped)));
@@ -390,18 +398,19 @@ fn pop_first_key(
     Ok(None)
 }
 
-/// Waits for one of `keys` to be written, or `timeout` to pass.
-///
-/// The deadline is computed from this request each time it runs, so a
-/// client woken by a write that another client then wins waits its full
-/// timeout again. (TODO(merge): the BLPOP change may keep the first
-/// deadline in the client's state; use it here too.)
-fn block(keys: Vec<Bytes>, timeout: Option<Duration>) -> Outcome {
-    Outcome::Block {
+/// Waits for one of `keys` to be written, or `timeout` to pass (the
+/// connection keeps the first deadline when a woken client waits again).
+/// Inside a transaction it answers as on timeout, at once.
+fn block(ctx: &mut Ctx<'_>, keys: Vec<Bytes>, timeout: Option<Duration>) -> CmdResult {
+    if ctx.client.may_not_block() {
+        ctx.out.extend_from_slice(TIMEOUT_REPLY);
+        return Ok(Outcome::Done);
+    }
+    Ok(Outcome::Block {
         keys,
         deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
         timeout_reply: TIMEOUT_REPLY,
-    }
+    })
 }
 
 /// BZPOPMIN/BZPOPMAX key [key ...] timeout
@@ -409,7 +418,8 @@ fn bzpop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
     let last = args.len() - 1;
     let timeout = parse_timeout(args.get(last))?;
     let keys: Vec<Bytes> = (1..last).map(|i| args.bytes(i)).collect();
-    match pop_first_key(ctx.node, &keys, 1, max)? {
+    let retry = ctx.client.block_retry;
+    match pop_first_key(ctx.node, &keys, 1, max, retry)? {
         Some((key, popped)) => {
             let out = &mut *ctx.out;
             encode::array_header(out, 1 + 2 * popped.len());
@@ -420,7 +430,7 @@ fn bzpop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
             }
             Ok(Outcome::Done)
         }
-        None => Ok(block(keys, timeout)),
+        None => block(ctx, keys, timeout),
     }
 }
 
@@ -475,7 +485,8 @@ fn zmpop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, blocking: bool) -> CmdResul
         None
     };
     let keys: Vec<Bytes> = (numkeys_at + 1..where_at).map(|i| args.bytes(i)).collect();
-    match pop_first_key(ctx.node, &keys, count.unwrap_or(1), max)? {
+    let retry = blocking && ctx.client.block_retry;
+    match pop_first_key(ctx.node, &keys, count.unwrap_or(1), max, retry)? {
         Some((key, popped)) => {
             let out = &mut *ctx.out;
             encode::array_header(out, 2);
@@ -488,7 +499,7 @@ fn zmpop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, blocking: bool) -> CmdResul
             }
             Ok(Outcome::Done)
         }
-        None if blocking => Ok(block(keys, timeout)),
+        None if blocking => block(ctx, keys, timeout),
         None => ctx.null_array(),
     }
 }

@@ -290,36 +290,12 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
 /// A score as Redis 7.0 writes it: `printf("%.17g")`, with `inf`/`-inf`.
 /// So `1.1` is `1.1000000000000001`, `3` is `3`, `1e17` is `1e+17`.
 pub fn format_score(value: f64) -> String {
-    if value.is_nan() {
-        return "nan".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    if value == 0.0 {
-        return if value.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    // Integers below 1e17 print whole under %.17g.
-    if value.trunc() == value && value.abs() < 1e17 {
+    // Whole numbers below 1e17 print whole under %.17g: the common case,
+    // without the digit juggling.
+    if value.trunc() == value && value.abs() < 1e17 && value != 0.0 {
         return format!("{}", value as i64);
     }
-    // 17 significant digits, correctly rounded (Rust, like glibc, rounds
-    // half to even); %g then picks the style from the decimal exponent.
-    let sci = format!("{value:.16e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..17).contains(&exp) {
-        let decimals = usize::try_from(16 - exp).unwrap_or(0);
-        let fixed = format!("{value:.decimals$}");
-        trim_fraction(&fixed).to_string()
-    } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!(
-            "{}e{sign}{:02}",
-            trim_fraction(mantissa),
-            exp.unsigned_abs()
-        )
-    }
+    crate::node::float::fmt_g17(value)
 }
 
 /// A score as a listpack stores it (Redis's `d2string`), which ZSCAN of a
@@ -331,14 +307,6 @@ pub fn format_stored_score(value: f64) -> String {
         return format!("{}", value as i64);
     }
     format_score(value)
-}
-
-/// Drops trailing zeros of a fraction, and the point if nothing is left.
-fn trim_fraction(text: &str) -> &str {
-    if !text.contains('.') {
-        return text;
-    }
-    text.trim_end_matches('0').trim_end_matches('.')
 }
 
 /// Appends a score as a bulk string.
