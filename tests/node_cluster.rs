@@ -709,3 +709,27 @@ fn redis_benchmark_runs_against_a_builtin_cluster() {
     }
     assert!(!out.contains("Error"), "{out}");
 }
+
+#[test]
+fn garbage_on_the_bus_closes_only_that_link() {
+    use std::io::Read as _;
+    use std::net::TcpStream;
+    let cluster = BuiltinCluster::start(3, 0);
+    let bus = format!("127.0.0.1:{}", cluster.port(0) + 10000);
+    for junk in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        // A length prefix far past the largest frame.
+        &[0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+        // A well-sized frame that is not a message.
+        &[0, 0, 0, 4, b'S', b'W', b'C', b'X'],
+    ] {
+        let mut conn = TcpStream::connect(&bus).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(junk).unwrap();
+        let mut buf = [0u8; 64];
+        let n = conn.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "the node closes a link that sends junk");
+    }
+    assert_eq!(cluster.client(0).cmd(&["PING"]).expect_str(), "PONG");
+    cluster.wait_converged(Duration::from_secs(5));
+}
