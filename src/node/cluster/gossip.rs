@@ -236,11 +236,17 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
     }
 
     if cs.is_myself(&hdr.sender) {
-        // Our own voice: a CLUSTER MEET of our own address. The handshake
-        // node it created is this node; forget it.
+        // Our own voice: a CLUSTER MEET of our own address (the handshake
+        // node it created is this node: forget it), or an entry for a node
+        // that no longer answers at this address, which is ours.
         if let (Kind::Pong, Some(to)) = (kind, link.to) {
-            if cs.node(to).is_some_and(|n| n.handshake) {
-                cs.del_node(to);
+            match cs.node(to).map(|n| n.handshake) {
+                Some(true) => cs.del_node(to),
+                Some(false) => {
+                    mark_noaddr(cs, to);
+                    fx.close_link = true;
+                }
+                None => {}
             }
         }
         if matches!(kind, Kind::Ping | Kind::Meet) {
@@ -308,13 +314,7 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
                     note_sender(cs, &hdr, now);
                 } else if *to != *hdr.sender {
                     // Someone else answers at that address now.
-                    if let Some(n) = cs.node_mut(&to) {
-                        n.noaddr = true;
-                        n.ip.clear();
-                        n.port = 0;
-                        n.cport = 0;
-                    }
-                    cs.mark_dirty();
+                    mark_noaddr(cs, &to);
                     fx.close_link = true;
                     return fx;
                 }
@@ -386,6 +386,18 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
         Body::FailoverAuthRequest | Body::FailoverAuthAck | Body::MfStart => {}
     }
     fx
+}
+
+/// Another node answers at `id`'s address: its address is unknown now.
+fn mark_noaddr(cs: &mut ClusterState, id: &str) {
+    if let Some(n) = cs.node_mut(id) {
+        tracing::info!(node = %id, addr = %n.addr(), "another node answers at its address");
+        n.noaddr = true;
+        n.ip.clear();
+        n.port = 0;
+        n.cport = 0;
+    }
+    cs.mark_dirty();
 }
 
 /// A known sender: epochs and offsets from its header.

@@ -446,3 +446,28 @@ fn publish_targets_everyone_or_the_shard() {
     want.sort();
     assert_eq!(shard, want);
 }
+
+#[test]
+fn an_entry_answered_by_another_node_loses_its_address() {
+    let mut sim = Sim::new(2);
+    sim.meet(1, 0);
+    sim.run_until(40, |s| s.agreed());
+    // Node 0 believes a stale id lives at node 1's address.
+    let (port, cport) = {
+        let me = sim.nodes[1].cluster.me();
+        (me.port, me.cport)
+    };
+    let stale = ClusterNode::new("e".repeat(40).into(), "127.0.0.1", port, cport);
+    sim.cs(0).add_node(stale);
+    sim.run_until(10, |s| {
+        s.nodes[0]
+            .cluster
+            .node(&"e".repeat(40))
+            .is_some_and(|n| n.noaddr && n.port == 0)
+    });
+    // It is no longer linked to, nor gossiped about.
+    for _ in 0..10 {
+        sim.tick();
+    }
+    assert!(!sim.links.contains(&(0, "e".repeat(40))));
+}
