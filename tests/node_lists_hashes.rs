@@ -286,6 +286,9 @@ fn blocking_commands_serve_at_once_like_redis_server() {
             &["BLPOP", "{b}none", "0x7FFFFFFFFFFFFF"],
             &["BLPOP", "{b}none", "0x10p-10"],
             &["BLPOP", "{b}none", "1e-400"],
+            &["BLPOP", "{b}none", "9223372036854775.808"],
+            &["BLPOP", "{b}none", "1e4932"],
+            &["BLPOP", "{b}none", "0x1p-11"],
             &["BLPOP", "{b}s", "x"],
             &["BRPOP", "{b}none", "-0.5"],
             &["BLMOVE", "{b}none", "{b}one", "LEFT", "UP", "-1"],
@@ -383,6 +386,15 @@ fn hash_commands_match_redis_server() {
             &["HINCRBYFLOAT", "n", "x", "1e5000"],
             &["HINCRBYFLOAT", "n", "s", "1"],
             &["HINCRBYFLOAT", "n", "sp", "1"],
+            &["HINCRBYFLOAT", "n", "m", "1000"],
+            &["HINCRBYFLOAT", "n", "m", "0.1"],
+            &["HINCRBYFLOAT", "n", "m", "0x1p-18"],
+            &["HINCRBYFLOAT", "n", "k", "1e30"],
+            &["HINCRBYFLOAT", "n", "k", "-1e-30"],
+            &["HINCRBYFLOAT", "n", "t", "1e-4950"],
+            &["HINCRBYFLOAT", "n", "t", "1e-5000"],
+            &["HINCRBYFLOAT", "n", "u", "1e4932"],
+            &["HINCRBYFLOAT", "n", "u", "1e4932"],
             &["HSET", "n", "inf", "inf"],
             &["HINCRBYFLOAT", "n", "inf", "1"],
             &["HGET", "n", "fl"],
@@ -469,6 +481,8 @@ fn hash_listings_match_redis_server_as_sets() {
         fields.push(format!("value-{i}"));
     }
     fields.extend(["other".into(), "x".into(), "f[1]".into(), "y".into()]);
+    // An empty field: only a lone `*` (no filter at all) lists it.
+    fields.extend([String::new(), "empty".into()]);
     let args: Vec<&str> = fields.iter().map(String::as_str).collect();
     pair.same(&args);
 
@@ -486,6 +500,8 @@ fn hash_listings_match_redis_server_as_sets() {
         &[][..],
         &["MATCH", "field:1*"][..],
         &["MATCH", "*"][..],
+        &["MATCH", "**"][..],
+        &["MATCH", "[fo"][..],
         &["MATCH", "f\\[1]"][..],
         &["MATCH", "[fo]*[0-2]", "COUNT", "1000"][..],
         &["COUNT", "3"][..],
@@ -830,5 +846,26 @@ fn a_key_that_turns_into_another_type_leaves_the_client_waiting() {
             array(&["v"]),
             "{name}"
         );
+    });
+}
+
+#[test]
+fn timeouts_rounding_to_zero_or_beyond_any_clock_wait_for_data() {
+    let Some(bins) = require_redis() else { return };
+    each_server(&bins, |name, connect| {
+        let mut pusher = connect();
+        // Milliseconds round up: a tiny negative timeout becomes 0, which
+        // means for ever, and the largest one that fits never ends.
+        for timeout in ["-0.0001", "-1e-400", "-0x1p-11", "9223372036854775.807"] {
+            let mut waiter = connect();
+            send(&mut waiter, &["BLPOP", "{t}k", timeout]);
+            sleep(SETTLE);
+            assert_eq!(pusher.cmd(&["RPUSH", "{t}k", "v"]), Reply::Int(1));
+            assert_eq!(
+                waiter.read_reply(),
+                array(&["{t}k", "v"]),
+                "{name}: {timeout}"
+            );
+        }
     });
 }

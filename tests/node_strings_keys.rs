@@ -259,6 +259,30 @@ fn counters_match_redis() {
             &["INCRBYFLOAT", "huge", "1e-4940"],
             &["INCRBYFLOAT", "tiny", "1e-4950"],
             &["INCRBYFLOAT", "tiny", "1e-5000"],
+            // Cases where a 64-bit mantissa and `%.17Lf` show: digits f64
+            // would lose, halfway rounding at the 17th decimal, the range
+            // ends, and values around 2^63 and 2^64.
+            &["INCRBYFLOAT", "g1", "100000.1"],
+            &["INCRBYFLOAT", "g1", "0.2"],
+            &["INCRBYFLOAT", "g2", "1000"],
+            &["INCRBYFLOAT", "g2", "0.1"],
+            &["INCRBYFLOAT", "g3", "0x1p-18"],
+            &["INCRBYFLOAT", "g3", "0x2p-18"],
+            &["INCRBYFLOAT", "g4", "1.18973149535723176502e4932"],
+            &["INCRBYFLOAT", "g4", "1.18973149535723176508e4932"],
+            &["INCRBYFLOAT", "g5", "-1e4932"],
+            &["INCRBYFLOAT", "g5", "-1e4932"],
+            &["INCRBYFLOAT", "g6", "3.6451995318824746025e-4951"],
+            &["INCRBYFLOAT", "g6", "1.8225997659412373012e-4951"],
+            &["INCRBYFLOAT", "g6", "1.822599765941237301e-4951"],
+            &["INCRBYFLOAT", "g7", "18446744073709551615"],
+            &["INCRBYFLOAT", "g7", "0.5"],
+            &["INCRBYFLOAT", "g8", "9223372036854775807"],
+            &["INCRBYFLOAT", "g8", "-0x1p-1"],
+            &["INCRBYFLOAT", "g9", "0X1.FFFFFFFFFFFFFFFFP+63"],
+            &["INCRBYFLOAT", "g9", "1e-300"],
+            &["SET", "g10", "1e308"],
+            &["INCRBYFLOAT", "g10", "1e308"],
         ],
     );
 }

@@ -4,11 +4,12 @@
 //!   every double reply (ZSCORE `1.1` answers `1.1000000000000001`).
 //! * [`LongDouble`]: the x87 80-bit `long double` that INCRBYFLOAT and
 //!   HINCRBYFLOAT compute with (`strtold`, `+`, `printf("%.17Lf")` with the
-//!   trailing zeros cut). `f64` cannot stand in for it: Redis answers `0.3`
-//!   to `0.1 + 0.2` and `1000.09999999999999998` to `1000 + 0.1`. The
-//!   arithmetic here is exact (big integers), rounded to 64 mantissa bits
-//!   half-to-even as the FPU does, so the replies are the same digit for
-//!   digit.
+//!   trailing zeros cut), and that blocking commands read their timeout
+//!   as (`ceill(seconds * 1000)`). `f64` cannot stand in for it: Redis
+//!   answers `0.3` to `0.1 + 0.2` and `1000.09999999999999998` to
+//!   `1000 + 0.1`. The arithmetic here is exact (big integers), rounded to
+//!   64 mantissa bits half-to-even as the FPU does, so the replies are the
+//!   same digit for digit.
 
 use std::cmp::Ordering;
 
@@ -158,6 +159,47 @@ impl LongDouble {
         }
     }
 
+    /// `self + other` as INCRBYFLOAT and HINCRBYFLOAT accept it: `None`
+    /// when the sum is NaN or infinite, which Redis refuses.
+    pub fn finite_add(self, other: LongDouble) -> Option<LongDouble> {
+        self.checked_add(other).filter(|v| !v.is_infinite())
+    }
+
+    /// `(long long) ceill(self * 1000)`, as Redis turns a blocking
+    /// command's timeout in seconds into milliseconds. `None` where the C
+    /// conversion overflows (on x86-64 that yields `LLONG_MIN`, a negative
+    /// timeout), infinities included.
+    pub fn ceil_millis(&self) -> Option<i64> {
+        let (mant, exp) = match self.kind {
+            Kind::Zero => return Some(0),
+            Kind::Infinite => return None,
+            Kind::Finite { mant, exp } => (mant, exp),
+        };
+        // The product is rounded to a long double before the ceiling.
+        let product = round(self.negative, Big::from_u64(mant).mul_pow10(3), exp, false);
+        let Kind::Finite { mant, exp } = product.kind else {
+            return None;
+        };
+        // Integer part and whether a fraction is left. A 64-bit mantissa
+        // shifted left by 64 or more is beyond any i64.
+        let (int, fraction) = match u32::try_from(exp) {
+            Ok(up) if up >= 64 => return None,
+            Ok(up) => (u128::from(mant) << up, false),
+            Err(_) => match u32::try_from(-exp) {
+                Ok(down) if down < 64 => {
+                    (u128::from(mant >> down), mant & ((1u64 << down) - 1) != 0)
+                }
+                _ => (0, true),
+            },
+        };
+        if self.negative {
+            // The ceiling of a negative value drops its fraction.
+            i64::try_from(int).ok().map(|v| -v)
+        } else {
+            i64::try_from(int + u128::from(fraction)).ok()
+        }
+    }
+
     /// The text Redis stores for a long double (`ld2string` in
     /// `LD_STR_HUMAN` mode): `%.17Lf` with trailing zeros and a trailing
     /// `.` removed, and `-0` written `0`.
@@ -249,9 +291,12 @@ enum Parsed {
 /// range (which spans about 10^-4951 to 10^4932).
 const DEC_EXP_LIMIT: i64 = 5000;
 
-/// `digits[.digits][e[+-]digits]`, lower-cased, without sign.
-fn parse_decimal(text: &[u8]) -> Option<Parsed> {
-    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+/// Splits `int[.frac][<marker>[+-]digits]` (lower-cased, without sign)
+/// into its mantissa digits and exponent; `None` when the mantissa has no
+/// digit or the exponent is malformed. The caller checks the digits in
+/// its radix.
+fn split_number(text: &[u8], marker: u8) -> Option<(&[u8], &[u8], i64)> {
+    let (mantissa, exponent) = match text.iter().position(|&b| b == marker) {
         Some(at) => (text.get(..at)?, Some(text.get(at + 1..)?)),
         None => (text, None),
     };
@@ -262,31 +307,39 @@ fn parse_decimal(text: &[u8]) -> Option<Parsed> {
     if int.is_empty() && frac.is_empty() {
         return None;
     }
+    let exponent = match exponent {
+        None => 0,
+        Some(e) => parse_exponent(e)?,
+    };
+    Some((int, frac, exponent))
+}
+
+/// `[+-]digits`, saturated: anything this large is out of range anyway.
+fn parse_exponent(text: &[u8]) -> Option<i64> {
+    let (neg, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        v = (v * 10 + i64::from(d - b'0')).min(1 << 40);
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// `digits[.digits][e[+-]digits]`, lower-cased, without sign.
+fn parse_decimal(text: &[u8]) -> Option<Parsed> {
+    let (int, frac, exp10) = split_number(text, b'e')?;
     if !int.iter().chain(frac).all(u8::is_ascii_digit) {
         return None;
     }
-    let mut exp10: i64 = match exponent {
-        None => 0,
-        Some(e) => {
-            let (neg, digits) = match e.split_first() {
-                Some((b'-', rest)) => (true, rest),
-                Some((b'+', rest)) => (false, rest),
-                _ => (false, e),
-            };
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            // Saturate: anything this large is out of range anyway.
-            let mut v: i64 = 0;
-            for &d in digits {
-                v = (v * 10 + i64::from(d - b'0')).min(1 << 40);
-            }
-            if neg { -v } else { v }
-        }
-    };
     let all = int.iter().chain(frac).copied();
     let significant: Vec<u8> = all.skip_while(|&d| d == b'0').collect();
-    exp10 -= frac.len() as i64;
+    let exp10 = exp10 - frac.len() as i64;
     if significant.is_empty() {
         return Some(Parsed::Zero);
     }
@@ -317,45 +370,16 @@ fn parse_decimal(text: &[u8]) -> Option<Parsed> {
 
 /// `hexdigits[.hexdigits][p[+-]digits]` after the `0x`.
 fn parse_hex(text: &[u8]) -> Option<Parsed> {
-    let (mantissa, exponent) = match text.iter().position(|&b| b == b'p') {
-        Some(at) => (text.get(..at)?, Some(text.get(at + 1..)?)),
-        None => (text, None),
-    };
-    let (int, frac) = match mantissa.iter().position(|&b| b == b'.') {
-        Some(at) => (mantissa.get(..at)?, mantissa.get(at + 1..)?),
-        None => (mantissa, &b""[..]),
-    };
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
+    let (int, frac, exp2) = split_number(text, b'p')?;
     let mut n = Big::from_u64(0);
     for &d in int.iter().chain(frac) {
         let v = char::from(d).to_digit(16)?;
         n = n.shl(4).add(&Big::from_u64(u64::from(v)));
     }
-    let mut exp2: i64 = match exponent {
-        None => 0,
-        Some(e) => {
-            let (neg, digits) = match e.split_first() {
-                Some((b'-', rest)) => (true, rest),
-                Some((b'+', rest)) => (false, rest),
-                _ => (false, e),
-            };
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let mut v: i64 = 0;
-            for &d in digits {
-                v = (v * 10 + i64::from(d - b'0')).min(1 << 40);
-            }
-            if neg { -v } else { v }
-        }
-    };
-    exp2 -= 4 * frac.len() as i64;
     if n.is_zero() {
         return Some(Parsed::Zero);
     }
-    Some(Parsed::Value(n, exp2, false))
+    Some(Parsed::Value(n, exp2 - 4 * frac.len() as i64, false))
 }
 
 /// A small unsigned big integer (little-endian 32-bit limbs, no trailing
@@ -612,10 +636,22 @@ impl Ord for Big {
 mod tests {
     use super::*;
 
+    /// `a + b` as INCRBYFLOAT stores it; `invalid` where an operand does
+    /// not parse, `nan-or-inf` where Redis refuses the result.
     fn incr(a: &str, b: &str) -> String {
-        let a = LongDouble::parse(a.as_bytes()).expect("a parses");
-        let b = LongDouble::parse(b.as_bytes()).expect("b parses");
-        a.checked_add(b).expect("not NaN").to_human()
+        let (Some(a), Some(b)) = (
+            LongDouble::parse(a.as_bytes()),
+            LongDouble::parse(b.as_bytes()),
+        ) else {
+            return "invalid".into();
+        };
+        a.finite_add(b)
+            .map_or_else(|| "nan-or-inf".into(), |sum| sum.to_human())
+    }
+
+    /// `text` as Redis stores it after reading it as a long double.
+    fn show(text: &str) -> String {
+        LongDouble::parse(text.as_bytes()).map_or_else(|| "invalid".into(), |v| v.to_human())
     }
 
     #[test]
@@ -641,38 +677,73 @@ mod tests {
         assert_eq!(incr("10.5", "0.1"), "10.6");
         assert_eq!(incr("1000", "0.1"), "1000.09999999999999998");
         assert_eq!(incr("0.1", "0.2"), "0.3");
+        assert_eq!(incr("100000.1", "0.2"), "100000.30000000000000426");
         assert_eq!(incr("0", "1e30"), "1000000000000000000024696061952");
+        assert_eq!(incr("1e20", "1.5"), "100000000000000000000");
+        assert_eq!(incr("17179869184", "2.5"), "17179869186.5");
         assert_eq!(incr("0", "0x10"), "16");
         assert_eq!(incr("16", "5.0e+3"), "5016");
         assert_eq!(incr("5.0e3", "2.0e2"), "5200");
         assert_eq!(incr("1", "-1"), "0");
+        assert_eq!(incr("-5", "2"), "-3");
         assert_eq!(incr("-1", "0.5"), "-0.5");
+        assert_eq!(incr("0", "-0.5"), "-0.5");
         assert_eq!(incr("0", "-1e-30"), "0");
+        assert_eq!(incr("1e-30", "1"), "1");
         assert_eq!(incr("3", "0"), "3");
+        assert_eq!(
+            incr("1e308", "1e308"),
+            "19999999999999999999337175931169129132112019969483113441559409598984346973767612374420\
+             025384377707864089349445010802644630426949918792116719484162886039283753591820003920638\
+             155732621920901421333587830679157787782912108712612253672980323726043417317850688976324\
+             7582601711514636284849020905456510092687857156096"
+        );
+    }
+
+    #[test]
+    fn prints_as_redis_on_x86_64() {
+        assert_eq!(show("100000.1"), "100000.10000000000000142");
+        assert_eq!(show("1e20"), "100000000000000000000");
+        assert_eq!(show("3.0e3"), "3000");
+        assert_eq!(show("1.23456789012345678901"), "1.23456789012345679");
+        assert_eq!(show("5e-20"), "0");
+        assert_eq!(show("-0.0"), "0");
+        assert_eq!(show("0x10"), "16");
+        // 2^-18 has 18 decimals: the 17th is rounded half to even.
+        assert_eq!(show("0x1p-18"), "0.00000381469726562");
+        assert_eq!(show("0x3p-18"), "0.00001144409179688");
+        assert_eq!(
+            show("1e308"),
+            "99999999999999999996685879655845645660560099847415567207797047994921734868838061872100\
+             126921888539320446747225054013223152134749593960583597420814430196418767959100019603190\
+             778663109604507106667939153395788938914560543563061268364901618630217086589253444881623\
+             791300855757318142424510452728255046343928578048"
+        );
+        let big = show("1e4000");
+        assert!(big.starts_with("99999999999999999999654638730996237849324925835"));
+        assert_eq!(big.len(), 4000);
     }
 
     #[test]
     fn parse_refuses_what_strtold_would_not_take_whole() {
         for bad in [
-            "", " 1", "1 ", "1e", "e5", ".", "abc", "nan", "1e99999", "1e-99999", "--1", "0x",
-            "1.2.3",
+            "", " 1", "1 ", "1e", "1e+", "e5", ".", "abc", "nan", "-nan", "1e99999", "1e-99999",
+            "1e5000", "1e-5000", "--1", "0x", "1.2.3",
         ] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        for good in [
-            "1.",
-            ".5",
-            "+3",
-            "-0",
-            "0e99999",
-            "inf",
-            "-Infinity",
-            "0x1.8p3",
-            "1E5",
-        ] {
+        for good in ["1.", "-0", "0e99999", "inf", "-Infinity", "1E5"] {
             assert!(LongDouble::parse(good.as_bytes()).is_some(), "{good:?}");
         }
-        assert_eq!(incr("0x1.8p3", "0"), "12");
+        assert_eq!(show("+1.5"), "1.5");
+        assert_eq!(show(".5"), "0.5");
+        assert_eq!(show("5."), "5");
+        assert_eq!(show("-2.25"), "-2.25");
+        assert_eq!(show("0x1.8p1"), "3");
+        assert_eq!(show("0x1.8p3"), "12");
+        assert_eq!(show("0.000"), "0");
+        assert_eq!(show("inf"), "inf");
+        assert_eq!(show("-Infinity"), "-inf");
     }
 
     #[test]
@@ -687,5 +758,29 @@ mod tests {
         // The largest finite value plus itself overflows.
         let max = LongDouble::parse(b"1e4932").expect("in range");
         assert!(max.checked_add(max).is_some_and(|v| v.is_infinite()));
+        assert_eq!(incr("1e4932", "1e4932"), "nan-or-inf");
+        assert_eq!(incr("inf", "1"), "nan-or-inf");
+    }
+
+    #[test]
+    fn timeouts_in_millis_as_redis() {
+        let ms = |t: &str| LongDouble::parse(t.as_bytes()).and_then(|v| v.ceil_millis());
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms("1.5"), Some(1500));
+        assert_eq!(ms("0.0001"), Some(1));
+        assert_eq!(ms("1e-400"), Some(1));
+        // Rounds up to -0: Redis then blocks forever.
+        assert_eq!(ms("-0.0001"), Some(0));
+        assert_eq!(ms("0.001"), Some(1));
+        assert_eq!(ms("-1"), Some(-1000));
+        assert_eq!(ms("-1.5"), Some(-1500));
+        assert_eq!(ms("0x10p-10"), Some(16));
+        assert_eq!(ms("9223372036854775"), Some(9_223_372_036_854_775_000));
+        assert_eq!(ms("9223372036854775.807"), Some(i64::MAX));
+        assert_eq!(ms("9223372036854775.808"), None);
+        assert_eq!(ms("1e16"), None);
+        assert_eq!(ms("1e4932"), None);
+        assert_eq!(ms("inf"), None);
+        assert_eq!(ms("-inf"), None);
     }
 }

@@ -49,13 +49,17 @@ pub enum NodeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    ClusterConfig(#[from] cluster::nodes_conf::ConfError),
 }
 
 /// Runs a node until `shutdown` is cancelled.
 ///
 /// # Errors
-/// [`NodeError`] when the client port cannot be bound.
+/// [`NodeError`] when a port cannot be bound, or the cluster config file
+/// is locked by another node or cannot be read.
 pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), NodeError> {
+    let cluster = load_cluster_state(&config)?;
     let addr = format!("{}:{}", config.bind, config.port);
     let listener = TcpListener::bind(&addr)
         .await
@@ -63,28 +67,112 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
             addr: addr.clone(),
             source,
         })?;
-    let myself = cluster::ClusterNode {
-        id: cluster::random_node_id(),
+    let bus_addr = format!("{}:{}", config.bind, config.cluster_port);
+    let bus_listener = TcpListener::bind(&bus_addr)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: bus_addr,
+            source,
+        })?;
+    tracing::info!(%addr, id = %cluster.myself, "node listening");
+    let save_notify = cluster.save_notify();
+    let conf_file = cluster.conf_file.clone();
+    let (bus, bus_outbox) = bus::BusHandle::new();
+    let shared = Arc::new(Shared::new(config, NodeState::new(cluster), bus, shutdown));
+    tokio::spawn(expire_loop(Arc::clone(&shared)));
+    tokio::spawn(bus::run(Arc::clone(&shared), bus_listener, bus_outbox));
+    let saver =
+        conf_file.map(|file| tokio::spawn(save_loop(Arc::clone(&shared), file, save_notify)));
+    server::accept_loop(listener, Arc::clone(&shared)).await;
+    if let Some(saver) = saver {
+        let _ = saver.await;
+    }
+    Ok(())
+}
+
+/// The cluster state from `nodes-<port>.conf` if there is one (same id,
+/// epochs, nodes, slots and role as before), else a new node alone; the
+/// file is locked for this node and written at once, as Redis does.
+fn load_cluster_state(config: &NodeConfig) -> Result<cluster::ClusterState, NodeError> {
+    use cluster::nodes_conf::{self, ConfError, ConfigFile, MyAddr};
+    let path = config.cluster_config_path();
+    let (file, text) = ConfigFile::open(&path)?;
+    let me = MyAddr {
         ip: config.announced_ip().to_string(),
         port: config.port,
         cport: config.cluster_port,
-        master: None,
-        config_epoch: 0,
-        ping_sent_ms: 0,
-        pong_received_ms: 0,
-        connected: true,
-        pfail: false,
-        fail: false,
-        handshake: false,
     };
-    let cluster = cluster::ClusterState::new(myself, config.require_full_coverage);
-    tracing::info!(%addr, id = %cluster.myself, "node listening");
-    // The bus task (gossip) takes the receiving side once it runs.
-    let (bus, _bus_outbox) = bus::BusHandle::new();
-    let shared = Arc::new(Shared::new(config, NodeState::new(cluster), bus, shutdown));
-    tokio::spawn(expire_loop(Arc::clone(&shared)));
-    server::accept_loop(listener, shared).await;
-    Ok(())
+    let mut cluster = match text {
+        Some(text) => {
+            nodes_conf::load(&text, &me, config.require_full_coverage).map_err(|why| {
+                ConfError::Corrupt {
+                    path: path.clone(),
+                    why,
+                }
+            })?
+        }
+        None => cluster::ClusterState::new(
+            cluster::ClusterNode::new(cluster::random_node_id(), me.ip, me.port, me.cport),
+            config.require_full_coverage,
+        ),
+    };
+    cluster.node_timeout_ms = config.node_timeout_ms;
+    cluster.announce_ip = match &config.announce_ip {
+        Some(ip) => Some(ip.clone()),
+        None if config.bind == "0.0.0.0" || config.bind == "::" => None,
+        None => Some(config.bind.clone()),
+    };
+    cluster.update_state();
+    let version = file.next_version();
+    file.write(version, &nodes_conf::config_text(&cluster))
+        .map_err(|source| ConfError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    cluster.take_dirty();
+    tracing::info!(path = %path.display(), id = %cluster.myself, "cluster configuration ready");
+    cluster.conf_file = Some(file);
+    Ok(cluster)
+}
+
+/// Rewrites `nodes-<port>.conf` whenever the cluster configuration
+/// changes: rendered under the node lock, written (fsync, rename) outside
+/// it. A last write happens at shutdown if one is pending.
+async fn save_loop(
+    shared: Arc<Shared>,
+    file: Arc<cluster::nodes_conf::ConfigFile>,
+    notify: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            () = notify.notified() => false,
+            () = shared.shutdown.cancelled() => true,
+        };
+        let render = {
+            let mut node = shared.lock();
+            node.cluster.take_dirty().then(|| {
+                (
+                    file.next_version(),
+                    cluster::nodes_conf::config_text(&node.cluster),
+                )
+            })
+        };
+        if let Some((version, text)) = render {
+            let writer = Arc::clone(&file);
+            let written = tokio::task::spawn_blocking(move || writer.write(version, &text)).await;
+            if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+                tracing::error!(path = %file.path().display(), error = %e, "cannot save the cluster configuration");
+                // Try again in a moment rather than lose the change.
+                shared.lock().cluster.mark_dirty();
+                if !stopping {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Active expiry: deletes keys whose TTL passed even if nobody reads them.

@@ -27,6 +27,7 @@
 mod bins;
 mod builtin;
 mod client;
+mod cluster;
 mod load;
 mod migration;
 mod ports;
@@ -42,6 +43,10 @@ pub use bins::{RedisBins, require_redis};
 pub use builtin::{NodePair, PlainRedis, ServerProcess, StandaloneNode, slotway_bin};
 #[allow(unused_imports)]
 pub use client::{DEFAULT_TIMEOUT, Reply, TestClient, encode_command};
+#[allow(unused_imports)]
+pub use cluster::{
+    BuiltinCluster, BuiltinNode, LonePair, NODE_TIMEOUT_MS, info_field, slot_ranges,
+};
 #[allow(unused_imports)]
 pub use load::{LoadLoop, LoadReport};
 #[allow(unused_imports)]

@@ -1,20 +1,43 @@
 //! The cluster state of a built-in node: who is in the cluster, which node
 //! serves each slot, epochs, and the slots being migrated. Commands check
 //! here that this node serves their keys ([`ClusterState::check_request`]);
-//! the cluster bus keeps it in agreement with the other nodes.
+//! the cluster bus ([`gossip`] for the logic, `node::bus` for the sockets)
+//! keeps it in agreement with the other nodes; [`nodes_conf`] writes it to
+//! `nodes-<port>.conf` and reads it back.
+//!
+//! The structure follows Redis's `clusterState`: a table of nodes (this one
+//! included), an owner per slot, and each master's slot bitmap, kept in
+//! step by [`ClusterState::set_owner`] so that comparing a gossiped claim
+//! with what we know is a bitmap compare.
+
+pub mod gossip;
+pub mod nodes_conf;
+pub mod slots;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tokio::sync::{Notify, watch};
+
 use super::client::ClientState;
 use super::cmd::CmdError;
-use super::db::{Keyspace, Map};
+use super::db::{Keyspace, Map, unix_ms};
 use crate::cluster::{SLOT_COUNT, key_slot};
 use crate::command::{CommandSpec, flags};
 use crate::resp::Request;
+pub use slots::SlotBitmap;
 
 /// A node id: 40 lowercase hex characters.
 pub type NodeId = Arc<str>;
+
+/// How long a forgotten node is kept from coming back through gossip
+/// (Redis's CLUSTER_BLACKLIST_TTL).
+pub const BLACKLIST_TTL_MS: i64 = 60_000;
+
+/// Bounds of the delay before a master that was in a minority partition
+/// serves again (Redis's CLUSTER_{MIN,MAX}_REJOIN_DELAY).
+const MIN_REJOIN_DELAY_MS: i64 = 500;
+const MAX_REJOIN_DELAY_MS: i64 = 5000;
 
 /// A fresh random node id.
 pub fn random_node_id() -> NodeId {
@@ -26,6 +49,23 @@ pub fn random_node_id() -> NodeId {
     id.into()
 }
 
+/// A node's role as this node knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Replica,
+    /// Not known yet: a node in handshake.
+    Unknown,
+}
+
+/// One node's report that another node is failing (PFAIL or FAIL in its
+/// gossip). Kept per reported node; the failover logic counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailReport {
+    pub reporter: NodeId,
+    pub time_ms: i64,
+}
+
 /// What this node knows about one node of the cluster (itself included).
 #[derive(Debug, Clone)]
 pub struct ClusterNode {
@@ -33,37 +73,143 @@ pub struct ClusterNode {
     pub ip: String,
     pub port: u16,
     pub cport: u16,
-    /// The master this node replicates, if it is a replica.
+    pub role: Role,
+    /// The master this node replicates, if it is a replica and that master
+    /// is known.
     pub master: Option<NodeId>,
     pub config_epoch: u64,
-    /// Unix ms of the last PING sent / PONG received (CLUSTER NODES).
+    /// Its replication offset, as it last told us. For this node itself,
+    /// replication keeps it current (a master's offset, or what a replica
+    /// has processed): CLUSTER SLOTS lists a replica only once it is not 0.
+    pub repl_offset: u64,
+    /// Unix ms of the PING in flight (0: none) / the last PONG received.
     pub ping_sent_ms: i64,
     pub pong_received_ms: i64,
+    /// Unix ms of the last message of any kind from it.
+    pub data_received_ms: i64,
+    /// When this node entered the table (handshake timeout).
+    pub ctime_ms: i64,
     /// The bus link to it is up.
     pub connected: bool,
     /// Suspected failing by this node (PFAIL) / agreed failed (FAIL).
     pub pfail: bool,
     pub fail: bool,
+    pub fail_time_ms: i64,
     /// Met but not yet answered: its real id is not known yet.
     pub handshake: bool,
+    /// The next link to it starts with MEET rather than PING.
+    pub meet: bool,
+    /// Its address is not known (it answered with another id).
+    pub noaddr: bool,
+    /// Other masters' reports that it is failing.
+    pub fail_reports: Vec<FailReport>,
+    /// The slots it serves (kept in step with the owner table).
+    slots: SlotBitmap,
+    numslots: usize,
 }
 
 impl ClusterNode {
+    /// A master with no slots, known from now on.
+    pub fn new(id: NodeId, ip: impl Into<String>, port: u16, cport: u16) -> Self {
+        ClusterNode {
+            id,
+            ip: ip.into(),
+            port,
+            cport,
+            role: Role::Master,
+            master: None,
+            config_epoch: 0,
+            repl_offset: 0,
+            ping_sent_ms: 0,
+            pong_received_ms: 0,
+            data_received_ms: 0,
+            ctime_ms: unix_ms(),
+            connected: false,
+            pfail: false,
+            fail: false,
+            fail_time_ms: 0,
+            handshake: false,
+            meet: false,
+            noaddr: false,
+            fail_reports: Vec::new(),
+            slots: SlotBitmap::new(),
+            numslots: 0,
+        }
+    }
+
     pub fn is_master(&self) -> bool {
-        self.master.is_none()
+        self.role == Role::Master
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.role == Role::Replica
     }
 
     /// `ip:port` as redirects name it.
     pub fn addr(&self) -> String {
         format!("{}:{}", self.ip, self.port)
     }
+
+    /// The slots it serves.
+    pub fn slots(&self) -> &SlotBitmap {
+        &self.slots
+    }
+
+    pub fn numslots(&self) -> usize {
+        self.numslots
+    }
+
+    /// Flag bits as the bus sends them (see `bus::proto::flags`).
+    pub fn flag_bits(&self) -> u16 {
+        use crate::node::bus::proto::flags as f;
+        let mut bits = 0;
+        match self.role {
+            Role::Master => bits |= f::MASTER,
+            Role::Replica => bits |= f::REPLICA,
+            Role::Unknown => {}
+        }
+        if self.pfail {
+            bits |= f::PFAIL;
+        }
+        if self.fail {
+            bits |= f::FAIL;
+        }
+        if self.handshake {
+            bits |= f::HANDSHAKE;
+        }
+        if self.noaddr {
+            bits |= f::NOADDR;
+        }
+        bits
+    }
+}
+
+/// Bus message counters (CLUSTER INFO `cluster_stats_messages_*`).
+#[derive(Debug, Clone, Default)]
+pub struct BusStats {
+    pub sent: [u64; crate::node::bus::proto::KIND_COUNT],
+    pub received: [u64; crate::node::bus::proto::KIND_COUNT],
+    /// Links closed because their send queue overflowed.
+    pub links_buffer_limit_exceeded: u64,
+}
+
+/// Where this node replicates from, for the replication task: `None` while
+/// it is a master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterAddr {
+    pub id: NodeId,
+    pub ip: String,
+    pub port: u16,
 }
 
 /// This node's view of the cluster.
 #[derive(Debug)]
 pub struct ClusterState {
+    /// This node's id (also `me.id`).
     pub myself: NodeId,
-    pub nodes: Map<NodeId, ClusterNode>,
+    me: ClusterNode,
+    /// Every other node.
+    others: Map<NodeId, ClusterNode>,
     /// Slot -> the master serving it.
     owners: Vec<Option<NodeId>>,
     /// Slot -> node it is being migrated to (this node owns it).
@@ -73,33 +219,353 @@ pub struct ClusterState {
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
     pub require_full_coverage: bool,
+    pub node_timeout_ms: u64,
     /// `cluster_state:ok`.
     pub state_ok: bool,
+    /// Masters serving at least one slot (`cluster_size`).
+    pub size: usize,
+    /// When this node last found itself in a minority partition.
+    among_minority_ms: i64,
+    /// Forgotten nodes, until the Unix ms they may be learned again.
+    blacklist: Map<NodeId, i64>,
+    pub stats: BusStats,
+    /// The IP given to peers. `None`: none configured, so peers use the
+    /// address our links come from, and MEET tells us how they see us.
+    pub announce_ip: Option<String>,
+    /// The configuration changed since it was last written.
+    dirty: bool,
+    /// Woken when the configuration needs saving.
+    save_notify: Arc<Notify>,
+    /// A PONG to every node is due (after a change others must learn fast).
+    pub broadcast_pong: bool,
+    /// Where the configuration is saved (none in unit tests).
+    pub conf_file: Option<Arc<nodes_conf::ConfigFile>>,
+    master_tx: watch::Sender<Option<MasterAddr>>,
 }
 
 impl ClusterState {
     /// A node alone, knowing only itself, serving no slot.
     pub fn new(myself: ClusterNode, require_full_coverage: bool) -> Self {
-        let id = Arc::clone(&myself.id);
-        let mut nodes = Map::default();
-        nodes.insert(Arc::clone(&id), myself);
+        let (master_tx, _) = watch::channel(None);
+        let mut me = myself;
+        me.connected = true;
         let mut state = ClusterState {
-            myself: id,
-            nodes,
+            myself: Arc::clone(&me.id),
+            me,
+            others: Map::default(),
             owners: vec![None; SLOT_COUNT],
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
             current_epoch: 0,
             last_vote_epoch: 0,
             require_full_coverage,
+            node_timeout_ms: 15_000,
             state_ok: false,
+            size: 0,
+            among_minority_ms: 0,
+            blacklist: Map::default(),
+            stats: BusStats::default(),
+            announce_ip: None,
+            dirty: false,
+            save_notify: Arc::new(Notify::new()),
+            broadcast_pong: false,
+            conf_file: None,
+            master_tx,
         };
         state.update_state();
         state
     }
 
+    /// This node.
+    pub fn me(&self) -> &ClusterNode {
+        &self.me
+    }
+
+    pub fn me_mut(&mut self) -> &mut ClusterNode {
+        &mut self.me
+    }
+
+    /// Kept for callers that predate [`ClusterState::me`].
     pub fn myself(&self) -> Option<&ClusterNode> {
-        self.nodes.get(&self.myself)
+        Some(&self.me)
+    }
+
+    pub fn is_myself(&self, id: &str) -> bool {
+        *self.myself == *id
+    }
+
+    pub fn node(&self, id: &str) -> Option<&ClusterNode> {
+        if self.is_myself(id) {
+            Some(&self.me)
+        } else {
+            self.others.get(id)
+        }
+    }
+
+    pub fn node_mut(&mut self, id: &str) -> Option<&mut ClusterNode> {
+        if self.is_myself(id) {
+            Some(&mut self.me)
+        } else {
+            self.others.get_mut(id)
+        }
+    }
+
+    /// Every node, this one first.
+    pub fn nodes(&self) -> impl Iterator<Item = &ClusterNode> {
+        std::iter::once(&self.me).chain(self.others.values())
+    }
+
+    /// Every other node.
+    pub fn others(&self) -> impl Iterator<Item = &ClusterNode> {
+        self.others.values()
+    }
+
+    pub fn others_mut(&mut self) -> impl Iterator<Item = &mut ClusterNode> {
+        self.others.values_mut()
+    }
+
+    /// Nodes known, this one included (`cluster_known_nodes`).
+    pub fn known_nodes(&self) -> usize {
+        self.others.len() + 1
+    }
+
+    /// The replicas of `master`, by id.
+    pub fn replicas_of(&self, master: &str) -> Vec<&ClusterNode> {
+        let mut list: Vec<&ClusterNode> = self
+            .nodes()
+            .filter(|n| n.master.as_deref() == Some(master))
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    /// The master this node replicates.
+    pub fn my_master(&self) -> Option<&ClusterNode> {
+        self.me.master.as_deref().and_then(|id| self.node(id))
+    }
+
+    /// Follows which master this node replicates (for replication).
+    pub fn subscribe_master(&self) -> watch::Receiver<Option<MasterAddr>> {
+        self.master_tx.subscribe()
+    }
+
+    /// Wakes whoever saves the configuration file.
+    pub fn save_notify(&self) -> Arc<Notify> {
+        Arc::clone(&self.save_notify)
+    }
+
+    /// The configuration changed: `nodes-<port>.conf` must be rewritten.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+        self.save_notify.notify_one();
+    }
+
+    /// True (once) if the configuration changed since the last call.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Adds a node (it must not be known yet).
+    pub fn add_node(&mut self, node: ClusterNode) {
+        if self.is_myself(&node.id) {
+            return;
+        }
+        self.others.insert(Arc::clone(&node.id), node);
+        self.mark_dirty();
+    }
+
+    /// Starts a handshake with `ip:port@cport` (CLUSTER MEET, or a MEET
+    /// from an unknown node): a node under a random id until it answers.
+    /// Returns false if one with that address is already in handshake.
+    pub fn start_handshake(&mut self, ip: &str, port: u16, cport: u16, meet: bool) -> bool {
+        let in_progress = self
+            .others
+            .values()
+            .any(|n| n.handshake && n.ip == ip && n.port == port && n.cport == cport);
+        if in_progress {
+            return false;
+        }
+        let mut node = ClusterNode::new(random_node_id(), ip, port, cport);
+        node.role = Role::Unknown;
+        node.handshake = true;
+        node.meet = meet;
+        self.add_node(node);
+        true
+    }
+
+    /// Forgets a node (FORGET, RESET, a handshake that timed out): its
+    /// slots become unassigned, its replicas lose their master, its
+    /// failure reports go.
+    pub fn del_node(&mut self, id: &str) {
+        if self.is_myself(id) {
+            return;
+        }
+        self.importing.retain(|_, from| **from != *id);
+        self.migrating.retain(|_, to| **to != *id);
+        let slots: Vec<u16> = match self.others.get(id) {
+            Some(n) => n.slots.iter().collect(),
+            None => return,
+        };
+        self.set_owners(slots, None);
+        for n in self.nodes_mut() {
+            n.fail_reports.retain(|r| *r.reporter != *id);
+            if n.master.as_deref() == Some(id) {
+                n.master = None;
+            }
+        }
+        self.others.remove(id);
+        self.mark_dirty();
+        self.update_state();
+    }
+
+    fn nodes_mut(&mut self) -> impl Iterator<Item = &mut ClusterNode> {
+        std::iter::once(&mut self.me).chain(self.others.values_mut())
+    }
+
+    /// Gives the handshake node `old` its real id `new`.
+    pub fn rename_node(&mut self, old: &str, new: &str) {
+        let Some(mut node) = self.others.remove(old) else {
+            return;
+        };
+        let new: NodeId = new.into();
+        node.id = Arc::clone(&new);
+        for owner in self.owners.iter_mut().flatten() {
+            if **owner == *old {
+                *owner = Arc::clone(&new);
+            }
+        }
+        for id in self
+            .importing
+            .values_mut()
+            .chain(self.migrating.values_mut())
+        {
+            if **id == *old {
+                *id = Arc::clone(&new);
+            }
+        }
+        for n in self.nodes_mut() {
+            if n.master.as_deref() == Some(old) {
+                n.master = Some(Arc::clone(&new));
+            }
+        }
+        self.others.insert(new, node);
+        self.mark_dirty();
+    }
+
+    /// A node says it is a master (Redis's `clusterSetNodeAsMaster`).
+    pub fn set_node_as_master(&mut self, id: &str) {
+        let me = self.is_myself(id);
+        let Some(n) = self.node_mut(id) else { return };
+        if n.role == Role::Master {
+            return;
+        }
+        n.role = Role::Master;
+        n.master = None;
+        if me {
+            let _ = self.master_tx.send(None);
+        }
+        self.mark_dirty();
+        self.update_state();
+    }
+
+    /// This node becomes a replica of `master` (CLUSTER REPLICATE, or its
+    /// slots moved to another master): Redis's `clusterSetMaster`. Open
+    /// migrations are closed.
+    pub fn set_my_master(&mut self, master: &str) {
+        let Some(m) = self.others.get(master) else {
+            return;
+        };
+        let addr = MasterAddr {
+            id: Arc::clone(&m.id),
+            ip: m.ip.clone(),
+            port: m.port,
+        };
+        if self.me.role != Role::Replica {
+            self.me.role = Role::Replica;
+            self.migrating.clear();
+            self.importing.clear();
+        }
+        self.me.master = Some(Arc::clone(&addr.id));
+        let _ = self.master_tx.send(Some(addr));
+        self.mark_dirty();
+        self.update_state();
+    }
+
+    /// Tells replication that the master's address changed.
+    pub fn master_addr_changed(&mut self) {
+        let addr = self.my_master().map(|m| MasterAddr {
+            id: Arc::clone(&m.id),
+            ip: m.ip.clone(),
+            port: m.port,
+        });
+        let _ = self.master_tx.send(addr);
+    }
+
+    /// The greatest config epoch known, or the current epoch if greater.
+    pub fn max_epoch(&self) -> u64 {
+        self.nodes()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0)
+            .max(self.current_epoch)
+    }
+
+    /// Redis's `clusterBumpConfigEpochWithoutConsensus`: takes a new config
+    /// epoch unless this node already has the greatest one, unique. True if
+    /// it was bumped.
+    pub fn bump_epoch_without_consensus(&mut self) -> bool {
+        let max = self.max_epoch();
+        if self.me.config_epoch == 0 || self.me.config_epoch != max {
+            self.current_epoch += 1;
+            self.me.config_epoch = self.current_epoch;
+            self.mark_dirty();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Keeps `id` from being re-added by gossip for a minute.
+    pub fn blacklist_add(&mut self, id: &NodeId, now_ms: i64) {
+        self.blacklist_cleanup(now_ms);
+        self.blacklist
+            .insert(Arc::clone(id), now_ms + BLACKLIST_TTL_MS);
+    }
+
+    pub fn is_blacklisted(&mut self, id: &str, now_ms: i64) -> bool {
+        self.blacklist_cleanup(now_ms);
+        self.blacklist.contains_key(id)
+    }
+
+    fn blacklist_cleanup(&mut self, now_ms: i64) {
+        self.blacklist.retain(|_, until| *until > now_ms);
+    }
+
+    /// Forgets every other node, every slot and migration (CLUSTER RESET);
+    /// a hard reset also zeroes the epochs and takes a new id.
+    pub fn reset(&mut self, hard: bool) {
+        if self.me.role != Role::Master {
+            self.me.role = Role::Master;
+            self.me.master = None;
+            let _ = self.master_tx.send(None);
+        }
+        self.migrating.clear();
+        self.importing.clear();
+        self.set_owners(0..SLOT_COUNT as u16, None);
+        let ids: Vec<NodeId> = self.others.keys().cloned().collect();
+        for id in ids {
+            self.del_node(&id);
+        }
+        if hard {
+            self.current_epoch = 0;
+            self.last_vote_epoch = 0;
+            self.me.config_epoch = 0;
+            let id = random_node_id();
+            self.me.id = Arc::clone(&id);
+            self.myself = id;
+        }
+        self.mark_dirty();
+        self.update_state();
     }
 
     /// The master serving `slot`.
@@ -107,60 +573,187 @@ impl ClusterState {
         self.owners.get(usize::from(slot)).and_then(Option::as_ref)
     }
 
+    /// The node serving `slot`.
+    pub fn owner_node(&self, slot: u16) -> Option<&ClusterNode> {
+        self.owner(slot).and_then(|id| self.node(id))
+    }
+
+    /// Moves `slot` to `owner` (or unassigns it) without the state update.
+    fn assign(&mut self, slot: u16, owner: Option<&NodeId>) {
+        let Some(entry) = self.owners.get_mut(usize::from(slot)) else {
+            return;
+        };
+        if entry.as_deref() == owner.map(|o| &**o) {
+            return;
+        }
+        let old = std::mem::replace(entry, owner.cloned());
+        if let Some(old) = old {
+            let old_node = if *old == *self.myself {
+                Some(&mut self.me)
+            } else {
+                self.others.get_mut(&old)
+            };
+            if let Some(n) = old_node {
+                if n.slots.remove(slot) {
+                    n.numslots -= 1;
+                }
+            }
+        }
+        if let Some(new) = owner {
+            let new_node = if **new == *self.myself {
+                Some(&mut self.me)
+            } else {
+                self.others.get_mut(new)
+            };
+            if let Some(n) = new_node {
+                if n.slots.insert(slot) {
+                    n.numslots += 1;
+                }
+            }
+        }
+        self.dirty = true;
+    }
+
     /// Sets (or clears) the master serving `slot`, then recomputes
     /// `cluster_state`.
     pub fn set_owner(&mut self, slot: u16, owner: Option<NodeId>) {
-        if let Some(entry) = self.owners.get_mut(usize::from(slot)) {
-            *entry = owner;
-        }
+        self.assign(slot, owner.as_ref());
+        self.mark_dirty();
         self.update_state();
     }
 
     /// Sets the master of every slot in `slots` with one state update.
     pub fn set_owners(&mut self, slots: impl IntoIterator<Item = u16>, owner: Option<&NodeId>) {
         for slot in slots {
-            if let Some(entry) = self.owners.get_mut(usize::from(slot)) {
-                *entry = owner.cloned();
-            }
+            self.assign(slot, owner);
         }
+        self.mark_dirty();
         self.update_state();
     }
 
     /// The slots `id` serves, ascending.
     pub fn slots_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = u16> + 'a {
-        self.owners
-            .iter()
-            .enumerate()
-            .filter(move |(_, o)| o.as_deref() == Some(id))
-            .map(|(slot, _)| slot as u16)
+        self.node(id).into_iter().flat_map(|n| n.slots.iter())
     }
 
     /// Number of slots with an owner.
     pub fn slots_assigned(&self) -> usize {
-        self.owners.iter().filter(|o| o.is_some()).count()
+        self.nodes().map(|n| n.numslots).sum()
     }
 
-    /// Recomputes `cluster_state`: ok when every slot has an owner not
-    /// agreed failed (or when full coverage is not required).
+    /// Recomputes `cluster_state` and `cluster_size` as Redis's
+    /// `clusterUpdateState`: ok when every slot is served by a master not
+    /// agreed failed (unless full coverage is not required), and this node
+    /// sees a majority of the masters that serve slots. A master that was
+    /// in a minority waits a little before serving again.
+    ///
+    /// Unlike Redis, a master does not wait 2 s after start before its
+    /// state may turn ok.
     pub fn update_state(&mut self) {
-        let covered = self.owners.iter().all(|o| match o {
-            Some(id) => self.nodes.get(id).is_some_and(|n| !n.fail),
-            None => false,
-        });
-        self.state_ok = covered || !self.require_full_coverage;
+        let now = unix_ms();
+        let mut ok = true;
+        if self.require_full_coverage {
+            let mut covered = SlotBitmap::new();
+            for n in self.nodes().filter(|n| !n.fail && n.numslots > 0) {
+                covered.union_with(&n.slots);
+            }
+            ok = covered.is_full();
+        }
+        let mut size = 0;
+        let mut reachable = 0;
+        for n in self.nodes() {
+            if n.is_master() && n.numslots > 0 {
+                size += 1;
+                if !n.fail && !n.pfail {
+                    reachable += 1;
+                }
+            }
+        }
+        self.size = size;
+        if reachable < size / 2 + 1 {
+            ok = false;
+            // A node that serves nothing yet is not in a partition: unlike
+            // Redis, claiming slots then takes effect at once.
+            if size > 0 {
+                self.among_minority_ms = now;
+            }
+        }
+        if ok != self.state_ok {
+            let rejoin_delay =
+                (self.node_timeout_ms as i64).clamp(MIN_REJOIN_DELAY_MS, MAX_REJOIN_DELAY_MS);
+            if ok
+                && self.me.is_master()
+                && self.among_minority_ms != 0
+                && now - self.among_minority_ms < rejoin_delay
+            {
+                return;
+            }
+            tracing::info!(
+                state = if ok { "ok" } else { "fail" },
+                "cluster state changed"
+            );
+            self.state_ok = ok;
+        }
+    }
+
+    /// The CLUSTER INFO text.
+    pub fn info_text(&self) -> String {
+        use std::fmt::Write as _;
+        let (mut ok, mut pfail, mut fail, mut assigned) = (0, 0, 0, 0);
+        for n in self.nodes() {
+            assigned += n.numslots;
+            if n.fail {
+                fail += n.numslots;
+            } else if n.pfail {
+                pfail += n.numslots;
+            } else {
+                ok += n.numslots;
+            }
+        }
+        let my_epoch = match (self.me.role, self.my_master()) {
+            (Role::Replica, Some(m)) => m.config_epoch,
+            _ => self.me.config_epoch,
+        };
+        let mut s = String::with_capacity(1024);
+        let _ = write!(
+            s,
+            "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{ok}\r\n\
+             cluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\n\
+             cluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\n\
+             cluster_my_epoch:{my_epoch}\r\n",
+            if self.state_ok { "ok" } else { "fail" },
+            self.known_nodes(),
+            self.size,
+            self.current_epoch,
+        );
+        let names = crate::node::bus::proto::KIND_NAMES;
+        for (counts, dir) in [
+            (&self.stats.sent, "sent"),
+            (&self.stats.received, "received"),
+        ] {
+            let mut total = 0;
+            for (name, &n) in names.iter().zip(counts.iter()) {
+                if n > 0 {
+                    let _ = write!(s, "cluster_stats_messages_{name}_{dir}:{n}\r\n");
+                    total += n;
+                }
+            }
+            let _ = write!(s, "cluster_stats_messages_{dir}:{total}\r\n");
+        }
+        let _ = write!(
+            s,
+            "total_cluster_links_buffer_limit_exceeded:{}\r\n",
+            self.stats.links_buffer_limit_exceeded
+        );
+        s
     }
 
     fn addr_of(&self, id: &str) -> String {
-        self.nodes
-            .get(id)
-            .map(ClusterNode::addr)
-            .unwrap_or_default()
+        self.node(id).map(ClusterNode::addr).unwrap_or_default()
     }
 
     fn is_my_master(&self, id: &str) -> bool {
-        self.myself()
-            .and_then(|me| me.master.as_deref())
-            .is_some_and(|m| m == id)
+        self.me.master.as_deref().is_some_and(|m| m == id)
     }
 
     /// Checks that this node serves `req`'s keys, as Redis's
@@ -257,3 +850,6 @@ impl ClusterState {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::longdouble::LongDouble;
 use super::{Args, CmdError, CmdResult, Ctx, Handler, Outcome};
 use crate::node::db::{Keyspace, Value};
+use crate::node::float::LongDouble;
 use crate::node::state::NodeState;
 use crate::resp::encode;
 

@@ -10,7 +10,6 @@
 
 mod args;
 mod error;
-pub mod longdouble;
 
 pub mod cluster;
 pub mod hashes;

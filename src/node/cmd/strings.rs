@@ -480,12 +480,9 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         None => LongDouble::ZERO,
     };
     let incr = LongDouble::parse(args.get(2)).ok_or(CmdError::NOT_FLOAT)?;
-    let next = current
-        .checked_add(incr)
-        .filter(|v| !v.is_infinite())
-        .ok_or(CmdError::fixed(
-            "ERR increment would produce NaN or Infinity",
-        ))?;
+    let next = current.finite_add(incr).ok_or(CmdError::fixed(
+        "ERR increment would produce NaN or Infinity",
+    ))?;
     let text = Bytes::from(next.to_human());
     overwrite(&mut ctx.node.db, key, text.clone());
     ctx.bulk(&text)

@@ -190,20 +190,7 @@ pub(super) mod harness {
 
     /// A node that serves every slot, and what it hands to the bus.
     pub fn node() -> (Arc<Shared>, UnboundedReceiver<Outbound>) {
-        let me = ClusterNode {
-            id: random_node_id(),
-            ip: "127.0.0.1".into(),
-            port: 7000,
-            cport: 17000,
-            master: None,
-            config_epoch: 0,
-            ping_sent_ms: 0,
-            pong_received_ms: 0,
-            connected: true,
-            pfail: false,
-            fail: false,
-            handshake: false,
-        };
+        let me = ClusterNode::new(random_node_id(), "127.0.0.1", 7000, 17000);
         let id = me.id.clone();
         let mut cluster = ClusterState::new(me, true);
         cluster.set_owners(0..16384, Some(&id));

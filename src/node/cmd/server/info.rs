@@ -296,7 +296,7 @@ fn replication(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
     let master = cluster
         .myself()
         .and_then(|me| me.master.as_ref())
-        .map(|id| cluster.nodes.get(id).map(|n| (n.ip.clone(), n.port)));
+        .map(|id| cluster.node(id).map(|n| (n.ip.clone(), n.port)));
     match master {
         Some(addr) => {
             let (host, port) = addr.unwrap_or_default();

@@ -1,0 +1,473 @@
+//! The bus logic on an in-memory network: every node's `cron` runs each
+//! simulated 100 ms, and messages are handed straight to `process` on the
+//! other side, replies included. No sockets, no clocks: deterministic
+//! enough to check convergence in a bounded number of ticks.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::node::db::Value;
+
+const TICK_MS: i64 = 100;
+
+struct Sim {
+    nodes: Vec<NodeState>,
+    /// Outbound links that are up: (from index, to node id).
+    links: HashSet<(usize, String)>,
+    /// Nodes that are down: they get nothing and send nothing.
+    down: HashSet<usize>,
+    now: i64,
+}
+
+fn node(i: usize) -> NodeState {
+    let port = 7000 + i as u16;
+    let mut cs = ClusterState::new(
+        ClusterNode::new(
+            super::super::random_node_id(),
+            "127.0.0.1",
+            port,
+            port + 10000,
+        ),
+        true,
+    );
+    cs.node_timeout_ms = 2000;
+    cs.announce_ip = Some("127.0.0.1".into());
+    NodeState::new(cs)
+}
+
+impl Sim {
+    fn new(n: usize) -> Sim {
+        Sim {
+            nodes: (0..n).map(node).collect(),
+            links: HashSet::new(),
+            down: HashSet::new(),
+            now: 1_000_000,
+        }
+    }
+
+    fn id(&self, i: usize) -> String {
+        self.nodes[i].cluster.myself.to_string()
+    }
+
+    fn cs(&mut self, i: usize) -> &mut ClusterState {
+        &mut self.nodes[i].cluster
+    }
+
+    fn index_of_port(&self, cport: u16) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.cluster.me().cport == cport)
+    }
+
+    fn apply(&mut self, at: usize, fx: Effects) {
+        for (id, msg) in fx.send {
+            self.send(at, &id, msg);
+        }
+        for id in fx.reset_links {
+            self.links.remove(&(at, id.to_string()));
+        }
+    }
+
+    /// `from` sends on its outbound link to `id`, which must be up.
+    fn send(&mut self, from: usize, id: &str, msg: Message) {
+        if !self.links.contains(&(from, id.to_string())) {
+            return;
+        }
+        let Some(cport) = self.nodes[from].cluster.node(id).map(|n| n.cport) else {
+            return;
+        };
+        let Some(target) = self.index_of_port(cport) else {
+            return;
+        };
+        self.request(from, id, target, msg);
+    }
+
+    /// A request on `from`'s link to `id`, and its reply.
+    fn request(&mut self, from: usize, id: &str, target: usize, msg: Message) {
+        if self.down.contains(&target) || self.down.contains(&from) {
+            return;
+        }
+        let now = self.now;
+        let inbound = LinkInfo {
+            to: None,
+            peer_ip: "127.0.0.1",
+            local_ip: "127.0.0.1",
+        };
+        let fx = process(&mut self.nodes[target], msg, &inbound, now);
+        let reply = fx.reply.clone();
+        self.apply(target, Effects { reply: None, ..fx });
+        if let Some(reply) = reply {
+            let outbound = LinkInfo {
+                to: Some(id),
+                peer_ip: "127.0.0.1",
+                local_ip: "127.0.0.1",
+            };
+            let fx = process(&mut self.nodes[from], reply, &outbound, now);
+            if fx.close_link {
+                self.links.remove(&(from, id.to_string()));
+            }
+            self.apply(from, fx);
+        }
+    }
+
+    fn tick(&mut self) {
+        self.now += TICK_MS;
+        for i in 0..self.nodes.len() {
+            if self.down.contains(&i) {
+                continue;
+            }
+            let links = self.links.clone();
+            let view = |id: &str| {
+                if links.contains(&(i, id.to_string())) {
+                    LinkView::Up { since_ms: 0 }
+                } else {
+                    LinkView::Missing
+                }
+            };
+            let now = self.now;
+            let plan = cron(&mut self.nodes[i].cluster, now, &view);
+            // Links to nodes that are gone are dropped, as the bus does.
+            self.links
+                .retain(|(from, id)| *from != i || self.nodes[i].cluster.node(id).is_some());
+            for id in plan.reset_links {
+                self.links.remove(&(i, id.to_string()));
+            }
+            for (id, _ip, cport, first) in plan.connect {
+                let Some(target) = self.index_of_port(cport) else {
+                    continue;
+                };
+                if self.down.contains(&target) {
+                    continue;
+                }
+                self.links.insert((i, id.to_string()));
+                if let Some(n) = self.nodes[i].cluster.node_mut(&id) {
+                    n.connected = true;
+                    n.meet = false;
+                }
+                self.request(i, &id, target, first);
+            }
+            for (id, msg) in plan.send {
+                self.send(i, &id, msg);
+            }
+        }
+    }
+
+    fn run_until(&mut self, max_ticks: usize, mut done: impl FnMut(&mut Sim) -> bool) -> usize {
+        for t in 0..max_ticks {
+            if done(self) {
+                return t;
+            }
+            self.tick();
+        }
+        assert!(done(self), "not converged after {max_ticks} ticks");
+        max_ticks
+    }
+
+    fn meet(&mut self, i: usize, j: usize) {
+        let (port, cport) = {
+            let me = self.nodes[j].cluster.me();
+            (me.port, me.cport)
+        };
+        self.cs(i).start_handshake("127.0.0.1", port, cport, true);
+    }
+
+    /// Every live node knows exactly the live set of ids, none in handshake,
+    /// and they all agree on every slot's owner.
+    fn agreed(&self) -> bool {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| !self.down.contains(i))
+            .collect();
+        let first = &self.nodes[live[0]].cluster;
+        live.iter().all(|&i| {
+            let cs = &self.nodes[i].cluster;
+            cs.known_nodes() == self.nodes.len()
+                && cs.others().all(|n| !n.handshake)
+                && (0..16384u16)
+                    .step_by(97)
+                    .all(|s| cs.owner(s) == first.owner(s))
+        })
+    }
+}
+
+fn assign_thirds(sim: &mut Sim) {
+    for (i, range) in [(0, 0..5461u16), (1, 5461..10923), (2, 10923..16384)] {
+        let me = Arc::clone(&sim.cs(i).myself);
+        sim.cs(i).set_owners(range, Some(&me));
+        sim.cs(i).me_mut().config_epoch = i as u64 + 1;
+        sim.cs(i).current_epoch = i as u64 + 1;
+    }
+}
+
+#[test]
+fn one_meet_per_node_joins_everyone() {
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    // Distinct epochs for the slotless nodes too, as redis-cli sets them.
+    for i in 3..6 {
+        sim.cs(i).me_mut().config_epoch = i as u64 + 1;
+        sim.cs(i).current_epoch = i as u64 + 1;
+    }
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    let ticks = sim.run_until(40, |s| s.agreed());
+    assert!(ticks <= 30, "took {ticks} ticks");
+    for i in 0..6 {
+        let cs = &sim.nodes[i].cluster;
+        assert!(cs.state_ok, "node {i}: {}", cs.info_text());
+        assert_eq!(cs.size, 3);
+        assert_eq!(cs.current_epoch, 6);
+        for j in 0..3 {
+            let id = sim.id(j);
+            assert_eq!(cs.node(&id).unwrap().config_epoch, j as u64 + 1);
+        }
+    }
+}
+
+#[test]
+fn replicas_are_known_by_everyone() {
+    let mut sim = Sim::new(4);
+    assign_thirds(&mut sim);
+    for i in 1..4 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let master = sim.id(1);
+    sim.cs(3).set_my_master(&master);
+    sim.run_until(40, |s| {
+        (0..4).all(|i| {
+            let id = s.id(3);
+            s.nodes[i]
+                .cluster
+                .node(&id)
+                .is_some_and(|n| n.is_replica() && n.master.as_deref() == Some(master.as_str()))
+        })
+    });
+    let replicas = sim.nodes[0].cluster.replicas_of(&master).len();
+    assert_eq!(replicas, 1);
+}
+
+#[test]
+fn epoch_collisions_end_with_unique_epochs() {
+    let mut sim = Sim::new(4);
+    for i in 1..4 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(60, |s| {
+        let mut epochs: Vec<u64> = s
+            .nodes
+            .iter()
+            .map(|n| n.cluster.me().config_epoch)
+            .collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        s.agreed() && epochs.len() == 4
+    });
+}
+
+#[test]
+fn a_moved_slot_with_a_bumped_epoch_wins_everywhere() {
+    let mut sim = Sim::new(3);
+    assign_thirds(&mut sim);
+    for i in 1..3 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    // SETSLOT 100 NODE <1> on node 1, then node 0: as redis-cli does.
+    let to = Arc::clone(&sim.cs(1).myself);
+    sim.cs(1).set_owner(100, Some(Arc::clone(&to)));
+    assert!(sim.cs(1).bump_epoch_without_consensus());
+    sim.cs(1).broadcast_pong = true;
+    sim.run_until(30, |s| {
+        (0..3).all(|i| s.nodes[i].cluster.owner(100).map(|o| &**o) == Some(&*to))
+    });
+    assert_eq!(sim.nodes[0].cluster.me().numslots(), 5460);
+}
+
+#[test]
+fn a_stale_claim_is_answered_with_an_update() {
+    let mut sim = Sim::new(3);
+    assign_thirds(&mut sim);
+    for i in 1..3 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    // Node 2 takes slot 5 with a newer epoch, but node 0 never hears of it
+    // directly: node 0 keeps claiming slot 5 at its old epoch.
+    let taker = Arc::clone(&sim.cs(2).myself);
+    for i in 1..3 {
+        sim.cs(i).set_owner(5, Some(Arc::clone(&taker)));
+    }
+    sim.cs(2).current_epoch = 10;
+    sim.cs(2).me_mut().config_epoch = 10;
+    sim.run_until(30, |s| {
+        s.nodes[0].cluster.owner(5).map(|o| &**o) == Some(&*taker)
+            && s.nodes[1].cluster.owner(5).map(|o| &**o) == Some(&*taker)
+    });
+    assert!(
+        sim.nodes[2].cluster.stats.sent[Kind::Update as usize] > 0
+            || sim.nodes[1].cluster.stats.sent[Kind::Update as usize] > 0
+    );
+}
+
+#[test]
+fn losing_a_slot_deletes_its_keys() {
+    let mut sim = Sim::new(2);
+    let a = Arc::clone(&sim.cs(0).myself);
+    sim.cs(0).set_owners(0..16384, Some(&a));
+    sim.cs(0).me_mut().config_epoch = 1;
+    let key = Bytes::from_static(b"foo"); // slot 12182
+    sim.nodes[0]
+        .db
+        .insert(key.clone(), Value::Str(Bytes::from_static(b"bar")));
+    sim.meet(1, 0);
+    sim.run_until(40, |s| s.agreed());
+    let b = Arc::clone(&sim.cs(1).myself);
+    sim.cs(1).current_epoch = 5;
+    sim.cs(1).me_mut().config_epoch = 5;
+    sim.cs(1).set_owner(12182, Some(Arc::clone(&b)));
+    sim.run_until(30, |s| {
+        s.nodes[0].cluster.owner(12182).map(|o| &**o) == Some(&*b)
+    });
+    assert!(!sim.nodes[0].db.contains(b"foo"));
+    assert!(sim.nodes[0].cluster.me().is_master());
+}
+
+#[test]
+fn a_master_that_loses_every_slot_follows_the_new_owner() {
+    let mut sim = Sim::new(2);
+    let a = Arc::clone(&sim.cs(0).myself);
+    sim.cs(0).set_owners(0..10, Some(&a));
+    sim.cs(0).me_mut().config_epoch = 1;
+    let b = Arc::clone(&sim.cs(1).myself);
+    sim.cs(1).set_owners(10..16384, Some(&b));
+    sim.cs(1).me_mut().config_epoch = 2;
+    sim.meet(1, 0);
+    sim.run_until(40, |s| s.agreed());
+    sim.cs(1).set_owners(0..10, Some(&b));
+    sim.cs(1).current_epoch = 3;
+    sim.cs(1).me_mut().config_epoch = 3;
+    sim.run_until(30, |s| s.nodes[0].cluster.me().is_replica());
+    assert_eq!(sim.nodes[0].cluster.me().master.as_deref(), Some(&*b));
+    sim.run_until(30, |s| {
+        s.nodes[1]
+            .cluster
+            .node(&a)
+            .is_some_and(|n| n.master.as_deref() == Some(&*b))
+    });
+}
+
+#[test]
+fn a_silent_node_is_suspected_and_cleared_when_it_answers() {
+    let mut sim = Sim::new(3);
+    assign_thirds(&mut sim);
+    for i in 1..3 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    sim.down.insert(2);
+    let id = sim.id(2);
+    // node_timeout is 2 s: PFAIL well within 5 s.
+    sim.run_until(50, |s| {
+        s.nodes[0].cluster.node(&id).is_some_and(|n| n.pfail)
+    });
+    let info = sim.nodes[0].cluster.info_text();
+    assert!(info.contains("cluster_slots_pfail:5461"), "{info}");
+    sim.down.remove(&2);
+    sim.run_until(50, |s| {
+        s.nodes[0].cluster.node(&id).is_some_and(|n| !n.pfail)
+    });
+}
+
+#[test]
+fn a_forgotten_node_stays_forgotten_for_a_minute() {
+    let mut sim = Sim::new(3);
+    assign_thirds(&mut sim);
+    for i in 1..3 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let gone = sim.id(2);
+    let now = sim.now;
+    sim.cs(0).blacklist_add(&gone.as_str().into(), now);
+    sim.cs(0).del_node(&gone);
+    sim.down.insert(2);
+    for _ in 0..50 {
+        sim.tick();
+        assert!(sim.nodes[0].cluster.node(&gone).is_none());
+    }
+    assert_eq!(sim.nodes[0].cluster.owner(12000), None);
+}
+
+#[test]
+fn a_meet_to_ones_own_address_is_dropped() {
+    let mut sim = Sim::new(1);
+    sim.meet(0, 0);
+    sim.run_until(10, |s| s.nodes[0].cluster.known_nodes() == 1);
+}
+
+#[test]
+fn publish_targets_everyone_or_the_shard() {
+    let mut sim = Sim::new(4);
+    assign_thirds(&mut sim);
+    for i in 1..4 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let master = sim.id(1);
+    sim.cs(3).set_my_master(&master);
+    sim.run_until(40, |s| {
+        let id = s.id(3);
+        s.nodes[0]
+            .cluster
+            .node(&id)
+            .is_some_and(ClusterNode::is_replica)
+    });
+    let (msg, all) = publish_message(
+        sim.cs(0),
+        Bytes::from_static(b"ch"),
+        Bytes::from_static(b"m"),
+        None,
+    );
+    assert_eq!(msg.kind(), Kind::Publish);
+    assert_eq!(all.len(), 3);
+    let (msg, shard) = publish_message(
+        sim.cs(0),
+        Bytes::from_static(b"ch"),
+        Bytes::from_static(b"m"),
+        Some(6000),
+    );
+    assert_eq!(msg.kind(), Kind::PublishShard);
+    let mut shard: Vec<String> = shard.iter().map(|s| s.to_string()).collect();
+    shard.sort();
+    let mut want = vec![sim.id(1), sim.id(3)];
+    want.sort();
+    assert_eq!(shard, want);
+}
+
+#[test]
+fn an_entry_answered_by_another_node_loses_its_address() {
+    let mut sim = Sim::new(2);
+    sim.meet(1, 0);
+    sim.run_until(40, |s| s.agreed());
+    // Node 0 believes a stale id lives at node 1's address.
+    let (port, cport) = {
+        let me = sim.nodes[1].cluster.me();
+        (me.port, me.cport)
+    };
+    let stale = ClusterNode::new("e".repeat(40).into(), "127.0.0.1", port, cport);
+    sim.cs(0).add_node(stale);
+    sim.run_until(10, |s| {
+        s.nodes[0]
+            .cluster
+            .node(&"e".repeat(40))
+            .is_some_and(|n| n.noaddr && n.port == 0)
+    });
+    // It is no longer linked to, nor gossiped about.
+    for _ in 0..10 {
+        sim.tick();
+    }
+    assert!(!sim.links.contains(&(0, "e".repeat(40))));
+}
