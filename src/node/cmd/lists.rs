@@ -664,7 +664,7 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// double (hex and tiny values included), milliseconds rounded up, 0
 /// meaning forever (`None`), and a value too large for Redis's
 /// milliseconds counting as negative, as it does there.
-fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+pub(super) fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
     let seconds = LongDouble::parse(arg).ok_or(TIMEOUT_NOT_FLOAT)?;
     let ms = seconds.ceil_millis().unwrap_or(i64::MIN);
     let ms = u64::try_from(ms).map_err(|_| TIMEOUT_NEGATIVE)?;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rand::Rng;
 
+use super::lists::parse_timeout;
 use super::sets::{
     ScanOptions, long_in_range, parse_scan_cursor, positive_long, read_value, reply_empty_scan,
 };
@@ -21,9 +22,9 @@ use crate::node::db::{SortedSet, Value};
 use crate::node::state::NodeState;
 use crate::resp::encode;
 
+pub use num::format_score;
 use num::{bulk_score, parse_double};
 pub(super) use num::{c_str, is_c_space};
-pub use num::{format_score, parse_timeout};
 
 pub const COMMANDS: &[(&str, Handler)] = &[
     ("zadd", zadd),

@@ -1,12 +1,10 @@
 //! Numbers the way Redis 7.0 reads and writes them for sorted sets: C's
-//! `strtod` underneath scores, range bounds and blocking timeouts (each with
-//! its own checks on top), and `%.17g` for scores in replies.
-
-use std::time::Duration;
+//! `strtod` underneath scores and range bounds (each with its own checks on
+//! top), and `%.17g` for scores in replies. Blocking timeouts are read by
+//! `lists::parse_timeout`.
 
 use bytes::BytesMut;
 
-use crate::node::cmd::CmdError;
 use crate::resp::encode;
 
 /// What C's `strtod` makes of the start of a string.
@@ -247,46 +245,6 @@ pub fn parse_bound(arg: &[u8]) -> Option<f64> {
     (r.len == text.len() && !r.value.is_nan()).then_some(r.value)
 }
 
-/// A blocking command's timeout in seconds, as Redis 7.0's
-/// `getTimeoutFromObjectOrReply` reads it (a `long double`, times 1000,
-/// rounded up): `None` blocks forever.
-///
-/// # Errors
-/// Redis's "timeout is not a float or out of range" and "timeout is
-/// negative" (also for timeouts too large for a 64-bit millisecond count).
-pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
-    const NOT_FLOAT: CmdError = CmdError::fixed("ERR timeout is not a float or out of range");
-    const NEGATIVE: CmdError = CmdError::fixed("ERR timeout is negative");
-    // MAX_LONG_DOUBLE_CHARS: longer arguments are refused unread.
-    const MAX_CHARS: usize = 5 * 1024;
-    match arg.first() {
-        None => return Err(NOT_FLOAT),
-        Some(&b) if is_c_space(b) => return Err(NOT_FLOAT),
-        Some(_) if arg.len() >= MAX_CHARS => return Err(NOT_FLOAT),
-        Some(_) => {}
-    }
-    let text = c_str(arg);
-    let r = strtod(text);
-    if r.len != text.len() || r.value.is_nan() {
-        return Err(NOT_FLOAT);
-    }
-    // A long double holds what underflows a double: a tiny positive
-    // timeout rounds up to 1 ms, a tiny negative one to 0 (forever).
-    let ms = if r.underflow {
-        if r.value.is_sign_negative() { 0.0 } else { 1.0 }
-    } else {
-        (r.value * 1000.0).ceil()
-    };
-    // Past i64 the C cast gives LLONG_MIN: negative.
-    if !(0.0..9_223_372_036_854_775_808.0).contains(&ms) {
-        return Err(NEGATIVE);
-    }
-    if ms == 0.0 {
-        return Ok(None);
-    }
-    Ok(Some(Duration::from_millis(ms as u64)))
-}
-
 /// A score as Redis 7.0 writes it: `printf("%.17g")`, with `inf`/`-inf`.
 /// So `1.1` is `1.1000000000000001`, `3` is `3`, `1e17` is `1e+17`.
 pub fn format_score(value: f64) -> String {
@@ -401,23 +359,5 @@ mod tests {
         assert_eq!(parse_bound(b"1 "), None);
         assert_eq!(parse_bound(b"1e400"), Some(f64::INFINITY));
         assert_eq!(parse_bound(b"nan"), None);
-        assert_eq!(parse_timeout(b"0"), Ok(None));
-        assert_eq!(parse_timeout(b"-0.0001"), Ok(None));
-        assert_eq!(parse_timeout(b"0.0001"), Ok(Some(Duration::from_millis(1))));
-        assert_eq!(parse_timeout(b"1e-400"), Ok(Some(Duration::from_millis(1))));
-        assert_eq!(parse_timeout(b"1.5"), Ok(Some(Duration::from_millis(1500))));
-        assert_eq!(parse_timeout(b"0x10"), Ok(Some(Duration::from_secs(16))));
-        for negative in [&b"-1"[..], b"inf", b"-inf", b"1e300", b"1e16"] {
-            assert_eq!(
-                parse_timeout(negative).map_err(|e| e.text().to_string()),
-                Err("ERR timeout is negative".to_string())
-            );
-        }
-        for bad in [&b""[..], b" 1", b"1 ", b"abc", b"nan"] {
-            assert_eq!(
-                parse_timeout(bad).map_err(|e| e.text().to_string()),
-                Err("ERR timeout is not a float or out of range".to_string())
-            );
-        }
     }
 }
