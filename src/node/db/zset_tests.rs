@@ -126,3 +126,34 @@ fn negative_zero_is_zero_in_order_and_kept_only_when_big() {
     built.settle_encoding();
     assert!(built.score(b"a").is_some_and(|s| s.is_sign_positive()));
 }
+
+#[test]
+fn growing_and_draining_keeps_chunks_bounded() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut set = SortedSet::new();
+    let n = 20_000;
+    for i in 0..n {
+        set.insert(b(&format!("k{i}")), f64::from(rng.random_range(0..1000)));
+    }
+    check(&set);
+    let chunks_full = set.chunks.len();
+    assert!(chunks_full <= 2 * n / CHUNK_MAX + 1, "{chunks_full} chunks");
+    // Remove three quarters in random order: small chunks merge back.
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    for &i in order.iter().take(n * 3 / 4) {
+        assert!(set.remove(format!("k{i}").as_bytes()).is_some());
+    }
+    check(&set);
+    assert!(set.chunks.len() <= chunks_full);
+    // Pops from both ends empty it.
+    while !set.is_empty() {
+        let low = set.remove_range(0, 7);
+        let len = set.len();
+        let high = set.remove_range(len.saturating_sub(5), len);
+        assert!(!low.is_empty() || !high.is_empty());
+    }
+    assert!(set.chunks.is_empty());
+}
