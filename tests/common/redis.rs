@@ -750,10 +750,33 @@ impl RedisCluster {
                 }
             }
         }
-        let (_, map) = reference.ok_or("no live node")?;
+        let (first, map) = reference.ok_or("no live node")?;
         if let Some(want) = expect_replicas {
-            if let Some(range) = map.iter().find(|r| r.replicas.len() != want) {
-                return Err(format!("want {want} replicas per master, have {range:?}"));
+            match self.opts.backend {
+                Backend::Redis => {
+                    if let Some(range) = map.iter().find(|r| r.replicas.len() != want) {
+                        return Err(format!("want {want} replicas per master, have {range:?}"));
+                    }
+                }
+                // Like redis-server 7.0, a built-in node lists a replica in
+                // CLUSTER SLOTS only once it has replicated something, and
+                // built-in nodes do not replicate yet: count the roles in
+                // CLUSTER NODES instead.
+                Backend::Builtin => {
+                    let view = nodes::parse(&self.query_text(first, &["CLUSTER", "NODES"])?);
+                    for master in view.iter().filter(|n| n.master && !n.slots.is_empty()) {
+                        let replicas = view
+                            .iter()
+                            .filter(|n| n.master_id.as_deref() == Some(master.id.as_str()))
+                            .count();
+                        if replicas != want {
+                            return Err(format!(
+                                "want {want} replicas per master, {} has {replicas}",
+                                master.addr
+                            ));
+                        }
+                    }
+                }
             }
         }
         Ok(())
