@@ -52,7 +52,7 @@ pub use load::{LoadLoop, LoadReport};
 #[allow(unused_imports)]
 pub use migration::Migration;
 #[allow(unused_imports)]
-pub use ports::{free_port, release_port};
+pub use ports::{free_port, free_port_block, release_port};
 #[allow(unused_imports)]
 pub use proxy::{Proxy, ProxyOptions};
 #[allow(unused_imports)]

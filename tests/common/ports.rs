@@ -57,6 +57,42 @@ pub fn free_port() -> u16 {
     );
 }
 
+/// `count` consecutive free ports (each with its bus port free), as
+/// [`free_port`] hands them out: for a cluster whose nodes take a base port
+/// and the ones after it (the embedded default). Returns the first.
+///
+/// # Panics
+/// When no such block turns up in a bounded number of attempts.
+pub fn free_port_block(count: u16) -> u16 {
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    let span = u64::from(PORT_MAX - PORT_MIN - count) + 1;
+    'attempt: for _ in 0..MAX_ATTEMPTS {
+        let offset = u16::try_from(random_u64() % span).expect("offset below span");
+        let base = PORT_MIN + offset;
+        let ports: Vec<u16> = (base..base + count).collect();
+        for &port in &ports {
+            if handed.contains(&port) || !can_bind(port) || !can_bind(port + BUS_OFFSET) {
+                continue 'attempt;
+            }
+        }
+        let mut reserved = Vec::new();
+        for &port in &ports {
+            if !reserve(port) {
+                for &r in &reserved {
+                    release_port(r);
+                }
+                continue 'attempt;
+            }
+            reserved.push(port);
+        }
+        handed.extend(ports);
+        return base;
+    }
+    panic!(
+        "no block of {count} free ports in {PORT_MIN}..={PORT_MAX} after {MAX_ATTEMPTS} attempts"
+    );
+}
+
 /// Drops this process's cross-process reservation of `port` once nothing
 /// listens on it any more. The port stays handed out within this process.
 pub fn release_port(port: u16) {
