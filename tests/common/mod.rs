@@ -31,7 +31,7 @@ mod cluster;
 mod load;
 mod migration;
 mod ports;
-mod process;
+pub mod process;
 mod proxy;
 mod redis;
 mod wait;
