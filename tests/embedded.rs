@@ -4,6 +4,8 @@
 //! cluster in its directory and starts it again as it was. Nothing here
 //! needs Redis installed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;

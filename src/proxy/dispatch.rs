@@ -220,6 +220,11 @@ pub async fn execute_after(
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(200));
+                // The retry starts over: during a migration each attempt
+                // may take an ASK before its TRYAGAIN (Redis before 7.2
+                // does), and the deadline, not the redirect count, bounds
+                // the retries.
+                redirects = 0;
             }
             Step::AwaitTopology => {
                 let err = result.err();

@@ -1,7 +1,7 @@
 //! A sorted set: members by name (for ZSCORE) and by (score, member) order
 //! (for ranges and ranks).
 //!
-//! The order is a list of sorted chunks of at most [`CHUNK_MAX`] members:
+//! The order is a list of sorted chunks of at most `CHUNK_MAX` members:
 //! inserting and removing cost O(log n + CHUNK_MAX), and finding a rank
 //! costs a walk over the chunk lengths (n / CHUNK_MAX steps), so ZRANGE by
 //! rank, ZRANK and ZCOUNT stay cheap on big sets without the bookkeeping
