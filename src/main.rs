@@ -407,6 +407,9 @@ fn node(args: NodeArgs) -> ExitCode {
             .await
             .map_err(|e| e.to_string())
     });
+    // The stdin watcher (--stop-with-parent) blocks a thread in a read
+    // that only its parent can end: do not wait for it on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => startup_error(&message),

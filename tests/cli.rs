@@ -4,6 +4,8 @@
 // Helpers outside #[test] functions are test code too.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -104,11 +106,38 @@ fn address_in_use_fails_startup() {
 }
 
 #[test]
-fn no_seeds_is_a_clear_startup_error() {
-    let (code, stderr) =
-        run(slotway().args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]));
-    assert_ne!(code, 0, "{stderr}");
-    assert!(stderr.contains("no seed nodes configured"), "{stderr}");
+fn an_embedded_cluster_below_three_masters_exits_64() {
+    // No seeds: the proxy would start the embedded cluster, but the
+    // configuration is refused before anything starts.
+    let (code, stderr) = run(slotway()
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("SLOTWAY_EMBEDDED__MASTERS", "2"));
+    assert_eq!(code, EX_USAGE, "{stderr}");
+    assert!(stderr.contains("embedded.masters"), "{stderr}");
+}
+
+#[test]
+fn an_embedded_node_that_cannot_start_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = common::free_port_block(6);
+    // The first node's port is taken: that node cannot listen.
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
+    let (code, stderr) = run(slotway()
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("SLOTWAY_EMBEDDED__DIR", dir.path())
+        .env("SLOTWAY_EMBEDDED__BASE_PORT", base.to_string()));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("the node on port {base} did not start")),
+        "{stderr}"
+    );
+    // The nodes that did start were stopped with the proxy.
+    for port in base + 1..base + 6 {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "a node still listens on {port}"
+        );
+    }
 }
 
 #[cfg(unix)]
