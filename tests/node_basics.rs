@@ -43,3 +43,41 @@ fn keys_outside_the_nodes_slots_are_redirected() {
         "CROSSSLOT Keys in request don't hash to the same slot"
     );
 }
+
+#[test]
+fn every_default_redis_benchmark_test_runs_against_a_node() {
+    let Some(bins) = require_redis() else { return };
+    let benchmark = bins.cli.with_file_name("redis-benchmark");
+    assert!(
+        benchmark.is_file(),
+        "redis-benchmark next to {}",
+        bins.cli.display()
+    );
+    let node = StandaloneNode::start(&[]);
+    let output = std::process::Command::new(&benchmark)
+        .args([
+            "-p",
+            &node.server.port().to_string(),
+            "-n",
+            "2000",
+            "-c",
+            "10",
+            "-q",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run redis-benchmark");
+    let stdout = String::from_utf8_lossy(&output.stdout).replace('\r', "\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.trim().is_empty(), "warnings or errors: {stderr}");
+    // The default suite: PING_INLINE, PING_MBULK, SET, GET, INCR, LPUSH,
+    // RPUSH, LPOP, RPOP, SADD, HSET, SPOP, ZADD, ZPOPMIN, LPUSH (for
+    // LRANGE), LRANGE_100/300/500/600, MSET.
+    let done = stdout
+        .lines()
+        .filter(|l| l.contains("requests per second"))
+        .count();
+    assert_eq!(done, 20, "{stdout}");
+    assert!(!stdout.to_ascii_lowercase().contains("error"), "{stdout}");
+}
