@@ -72,7 +72,7 @@ struct NodeArgs {
     /// Working directory for the cluster state and the append-only file.
     #[arg(long)]
     dir: Option<String>,
-    /// yes|no: keep an append-only file.
+    /// no (yes is refused until the append-only file is written).
     #[arg(long)]
     appendonly: Option<String>,
     /// Milliseconds before an unanswering peer is suspected failing.

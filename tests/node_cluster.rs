@@ -733,3 +733,88 @@ fn garbage_on_the_bus_closes_only_that_link() {
     assert_eq!(cluster.client(0).cmd(&["PING"]).expect_str(), "PONG");
     cluster.wait_converged(Duration::from_secs(5));
 }
+
+/// Reads replies until `want` arrives or the deadline passes.
+fn read_until(client: &mut TestClient, want: &Reply, deadline: Instant) -> Result<(), String> {
+    client.set_timeout(Duration::from_millis(200));
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match client.try_read_reply() {
+            Ok(reply) if &reply == want => return Ok(()),
+            Ok(reply) => seen.push(reply),
+            Err(_) => {}
+        }
+    }
+    Err(format!("no {want:?}; saw {seen:?}"))
+}
+
+#[test]
+fn publish_reaches_subscribers_on_every_node_and_spublish_its_shard() {
+    let cluster = BuiltinCluster::start(3, 1);
+    // A subscriber on every node, each to the channel and a pattern.
+    let mut subscribers: Vec<TestClient> = (0..cluster.len())
+        .map(|i| {
+            let mut c = cluster.client(i);
+            c.cmd(&["SUBSCRIBE", "news"]);
+            c.cmd(&["PSUBSCRIBE", "ne*"]);
+            c
+        })
+        .collect();
+    // Published on one node: one local receiver counts, every node
+    // delivers (cluster pub/sub is broadcast over the bus).
+    let mut publisher = cluster.client(2);
+    publisher.cmd(&["PUBLISH", "news", "hello"]).expect_int();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let message = Reply::Array(Some(vec![
+        Reply::bulk("message"),
+        Reply::bulk("news"),
+        Reply::bulk("hello"),
+    ]));
+    let pmessage = Reply::Array(Some(vec![
+        Reply::bulk("pmessage"),
+        Reply::bulk("ne*"),
+        Reply::bulk("news"),
+        Reply::bulk("hello"),
+    ]));
+    for (i, s) in subscribers.iter_mut().enumerate() {
+        read_until(s, &message, deadline).unwrap_or_else(|e| panic!("node {i}: {e}"));
+        read_until(s, &pmessage, deadline).unwrap_or_else(|e| panic!("node {i}: {e}"));
+    }
+
+    // A shard channel: subscribed on the master serving its slot, published
+    // on that master, delivered there.
+    let channel = "orders";
+    let slot = key_slot(channel.as_bytes());
+    let owner = (0..cluster.len())
+        .find(|&i| {
+            let view = cluster.nodes_view(i);
+            view.iter()
+                .find(|n| n.myself)
+                .is_some_and(|me| me.slots.iter().any(|r| r.contains(&slot)))
+        })
+        .expect("a master serves the slot");
+    let mut shard_sub = cluster.client(owner);
+    shard_sub.cmd(&["SSUBSCRIBE", channel]);
+    assert_eq!(
+        cluster
+            .client(owner)
+            .cmd(&["SPUBLISH", channel, "x"])
+            .expect_int(),
+        1
+    );
+    let smessage = Reply::Array(Some(vec![
+        Reply::bulk("smessage"),
+        Reply::bulk(channel),
+        Reply::bulk("x"),
+    ]));
+    read_until(
+        &mut shard_sub,
+        &smessage,
+        Instant::now() + Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("shard subscriber: {e}"));
+    // Anywhere else, SPUBLISH is redirected to that master.
+    let other = (0..3).find(|&i| i != owner).unwrap_or(0);
+    let reply = cluster.client(other).cmd(&["SPUBLISH", channel, "y"]);
+    assert!(reply.expect_error().starts_with("MOVED "), "{reply:?}");
+}

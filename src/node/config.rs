@@ -110,7 +110,19 @@ impl NodeConfig {
             "cluster-port" => self.cluster_port = number(key, value)?,
             "cluster-config-file" => self.cluster_config_file = PathBuf::from(value),
             "dir" => self.dir = PathBuf::from(value),
-            "appendonly" => self.appendonly = yes_no(key, value)?,
+            "appendonly" => {
+                // Accepting `yes` without writing the file would promise a
+                // durability the node does not give yet.
+                if yes_no(key, value)? {
+                    return Err(ConfigError {
+                        key: key.into(),
+                        reason: "the built-in node does not write an append-only file yet \
+                                 (it comes with persistence); use 'no'"
+                            .into(),
+                    });
+                }
+                self.appendonly = false;
+            }
             "cluster-node-timeout" => self.node_timeout_ms = number(key, value)?,
             "cluster-require-full-coverage" => self.require_full_coverage = yes_no(key, value)?,
             "cluster-announce-ip" => self.announce_ip = Some(value.to_string()),
@@ -178,16 +190,18 @@ mod tests {
     fn conf_text_is_applied_and_errors_name_the_line() {
         let mut c = NodeConfig::for_port(6379);
         c.apply_conf(
-            "# a node\nport 7002\ncluster-enabled yes\nappendonly yes\ncluster-node-timeout 2000\n",
+            "# a node\nport 7002\ncluster-enabled yes\nappendonly no\ncluster-node-timeout 2000\n",
         )
         .unwrap();
         assert_eq!(
             (c.port, c.appendonly, c.node_timeout_ms),
-            (7002, true, 2000)
+            (7002, false, 2000)
         );
         let err = c.apply_conf("port 1\nfrobnicate 3\n").unwrap_err();
         assert_eq!(err.key, "line 2: frobnicate");
         assert!(c.apply("appendonly", "maybe").is_err());
+        let refused = c.apply("appendonly", "yes").unwrap_err();
+        assert!(refused.reason.contains("append-only file"), "{refused}");
         assert!(c.apply("cluster-enabled", "no").is_err());
     }
 }
