@@ -251,6 +251,16 @@ impl NodePair {
         (self.ours.cmd(args), self.theirs.cmd(args))
     }
 
+    /// [`NodePair::same`] for each command in turn.
+    ///
+    /// # Panics
+    /// At the first command whose replies differ.
+    pub fn same_all(&mut self, cmds: &[&[&str]]) {
+        for cmd in cmds {
+            self.same(cmd);
+        }
+    }
+
     /// Sends `args` to both and asserts the replies are identical.
     ///
     /// # Panics
