@@ -70,6 +70,10 @@ pub struct ClientState {
     /// answers as if it timed out, and one that would wait answers at once
     /// (or is refused).
     pub in_exec: bool,
+    /// Commands of a master's replication stream or of the append-only
+    /// file at start (Redis's master client): no cluster redirection, and
+    /// not propagated again one by one (the stream is passed on whole).
+    pub replaying: bool,
     /// Channels, patterns and shard channels subscribed to, all kinds
     /// together: more than 0 puts a RESP2 client in subscribed mode.
     pub subscriptions: usize,
@@ -106,6 +110,7 @@ impl ClientState {
             watched: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             in_exec: false,
+            replaying: false,
             subscriptions: 0,
             reply_mode: ReplyMode::On,
             no_evict: false,

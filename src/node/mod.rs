@@ -23,8 +23,11 @@ pub mod dump;
 pub mod events;
 pub mod float;
 pub mod glob;
+pub mod propagate;
 pub mod pubsub;
+pub mod replay;
 pub mod server;
+pub mod snapshot;
 pub mod state;
 
 use std::sync::Arc;
@@ -191,5 +194,6 @@ async fn expire_loop(shared: Arc<Shared>) {
         for key in node.db.expire_cycle(EXPIRE_BUDGET) {
             node.events.touched(&key);
         }
+        node.propagate_expired();
     }
 }

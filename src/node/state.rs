@@ -14,6 +14,7 @@ use super::cluster::ClusterState;
 use super::config::NodeConfig;
 use super::db::Keyspace;
 use super::events::KeyEvents;
+use super::propagate::Feed;
 use super::pubsub::PubSub;
 use crate::command::{CommandSpec, flags};
 use crate::resp::Request;
@@ -87,6 +88,8 @@ pub struct NodeState {
     pub clients: ClientRegistry,
     /// DEBUG SET-ACTIVE-EXPIRE: the background expiry runs.
     pub active_expire: bool,
+    /// The write stream to replicas and the append-only file.
+    pub feed: Feed,
 }
 
 impl NodeState {
@@ -99,20 +102,34 @@ impl NodeState {
             stats: Stats::default(),
             clients: ClientRegistry::default(),
             active_expire: true,
+            feed: Feed::new(),
         }
     }
 
     /// A write command succeeded: its keys' watchers and blocked clients
-    /// hear of it. (Replication and the append-only file hook in here.)
-    pub fn note_write(&mut self, spec: &'static CommandSpec, req: &Request) {
+    /// hear of it, and it goes into the write stream unless it came from
+    /// one (`replayed`).
+    pub fn note_write(&mut self, spec: &'static CommandSpec, req: &Request, replayed: bool) {
         debug_assert!(spec.has_flag(flags::WRITE));
         self.stats.dirty += 1;
+        if !replayed {
+            self.feed.write(&mut self.db, spec, req);
+        }
         if let Ok(keys) = spec.keys(req) {
             for &pos in keys.as_slice() {
                 if let Some(key) = req.arg(pos) {
                     self.events.touched(key);
                 }
             }
+        }
+    }
+
+    /// Keys that expired since the last call go into the write stream as
+    /// `DEL`s. (Watchers are not told here: a lazy expiry does not break a
+    /// WATCH in Redis; the active one tells them itself.)
+    pub fn propagate_expired(&mut self) {
+        for key in self.db.take_expired() {
+            self.feed.push(&[b"DEL", &key]);
         }
     }
 }

@@ -608,7 +608,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if ttl > 0 && !absttl {
         ttl = ttl.saturating_add(ctx.now_ms());
     }
-    if ttl > 0 && ttl <= ctx.now_ms() {
+    if ttl > 0 && ctx.node.db.is_due(ttl) {
         // Already expired: nothing is created, as in Redis.
         return ctx.ok();
     }

@@ -233,15 +233,17 @@ pub fn execute(
     };
     client.last_command = spec.name;
     node.db.set_clock(now_ms);
-    if let Err(e) = node.cluster.check_request(&mut node.db, spec, req, client) {
-        client.flag_multi_error();
-        encode::error(out, e.text());
-        return Outcome::Done;
-    }
-    if let Err(e) = check_context(client, spec) {
-        client.flag_multi_error();
-        encode::error(out, e.text());
-        return Outcome::Done;
+    if !client.replaying {
+        if let Err(e) = node.cluster.check_request(&mut node.db, spec, req, client) {
+            client.flag_multi_error();
+            encode::error(out, e.text());
+            return Outcome::Done;
+        }
+        if let Err(e) = check_context(client, spec) {
+            client.flag_multi_error();
+            encode::error(out, e.text());
+            return Outcome::Done;
+        }
     }
     let Some(handler) = handlers().get(spec.name).copied() else {
         client.flag_multi_error();
@@ -271,14 +273,21 @@ pub fn execute(
     if spec.name != "asking" {
         ctx.client.asking = false;
     }
+    // Keys the command found expired go out as DELs before the command.
+    ctx.node.propagate_expired();
     match result {
         Ok(outcome) => {
             if spec.has_flag(flags::WRITE) && !matches!(outcome, Outcome::Block { .. }) {
-                ctx.node.note_write(spec, req);
+                ctx.node.note_write(spec, req, ctx.client.replaying);
+            } else {
+                // A handler that asked to propagate something else but did
+                // not write (an error path) leaves nothing behind.
+                ctx.node.feed.discard_instead();
             }
             outcome
         }
         Err(e) => {
+            ctx.node.feed.discard_instead();
             encode::error(ctx.out, e.text());
             Outcome::Done
         }

@@ -174,7 +174,11 @@ fn spop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             let popped = set.pop_random(&mut rng);
             ctx.node.db.remove_if_empty(key);
             match popped {
-                Some(member) => ctx.bulk(&member),
+                Some(member) => {
+                    // Chance picked the member: replicas remove that one.
+                    propagate_srem(ctx, key, std::slice::from_ref(&member));
+                    ctx.bulk(&member)
+                }
                 None => ctx.nil(),
             }
         }
@@ -190,10 +194,20 @@ fn spop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
         Some(n) => {
             let popped: Vec<Bytes> = (0..n).filter_map(|_| set.pop_random(&mut rng)).collect();
+            propagate_srem(ctx, key, &popped);
             reply_bulks(ctx.out, popped.iter());
             Ok(Outcome::Done)
         }
     }
+}
+
+/// SPOP goes into the write stream as the SREM of what it popped.
+fn propagate_srem(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
+    let mut argv = Vec::with_capacity(members.len() + 2);
+    argv.push(Bytes::from_static(b"SREM"));
+    argv.push(Bytes::copy_from_slice(key));
+    argv.extend(members.iter().cloned());
+    ctx.node.feed.instead(vec![argv]);
 }
 
 /// SRANDMEMBER key [count]: a negative count may repeat members.

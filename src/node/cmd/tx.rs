@@ -150,6 +150,7 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     let now = ctx.node.db.now_ms();
     let mut close = false;
     ctx.client.in_exec = true;
+    ctx.node.feed.begin_exec();
     for req in &tx.queued {
         // ASKING, checked once for EXEC, holds for every queued command.
         ctx.client.asking = asking;
@@ -168,13 +169,14 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
         }
     }
     ctx.client.in_exec = false;
+    ctx.node.feed.end_exec();
     ctx.client.last_command = "exec";
     Ok(if close { Outcome::Close } else { Outcome::Done })
 }
 
 /// A node in a test: every slot served, commands run directly.
 #[cfg(test)]
-pub(super) mod harness {
+pub(crate) mod harness {
     use std::sync::Arc;
 
     use bytes::BytesMut;

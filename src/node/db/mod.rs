@@ -47,6 +47,14 @@ pub struct Keyspace {
     expire_cursor: usize,
     /// Keys removed by expiry since the start (INFO stats `expired_keys`).
     pub expired_keys: u64,
+    /// False on a replica and while a write stream is replayed: no key is
+    /// ever due, because the master's own `DEL`s decide when keys expire
+    /// (a replica that expired keys on its own clock could apply a later
+    /// write to a key its master still had, and diverge).
+    expiry_enabled: bool,
+    /// Keys removed by expiry until [`Keyspace::take_expired`]: the master
+    /// propagates them as `DEL`s.
+    expired_log: Vec<Bytes>,
 }
 
 impl Default for Keyspace {
@@ -78,6 +86,8 @@ impl Keyspace {
             now_ms: unix_ms(),
             expire_cursor: 0,
             expired_keys: 0,
+            expiry_enabled: true,
+            expired_log: Vec::new(),
         }
     }
 
@@ -88,6 +98,26 @@ impl Keyspace {
 
     pub fn now_ms(&self) -> i64 {
         self.now_ms
+    }
+
+    /// Turns expiry on (a master) or off (a replica, a replay): see
+    /// `expiry_enabled`.
+    pub fn set_expiry_enabled(&mut self, enabled: bool) {
+        self.expiry_enabled = enabled;
+    }
+
+    pub fn expiry_enabled(&self) -> bool {
+        self.expiry_enabled
+    }
+
+    /// True if a key that expires at `at` (Unix ms) is already gone.
+    pub fn is_due(&self, at: i64) -> bool {
+        self.expiry_enabled && at <= self.now_ms
+    }
+
+    /// The keys expiry removed since the last call.
+    pub fn take_expired(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.expired_log)
     }
 
     /// Number of keys (expired ones not yet removed included, as Redis's
@@ -113,12 +143,18 @@ impl Keyspace {
 
     /// Removes `key` if its TTL has passed; true if it did.
     fn expire_if_due(&mut self, key: &[u8]) -> bool {
+        if !self.expiry_enabled {
+            return false;
+        }
         let now = self.now_ms;
         let slot = self.slot_of(key);
         let due = matches!(slot.map.get(key), Some(Entry { expires_at: Some(t), .. }) if *t <= now);
         if due {
-            slot.map.remove(key);
+            let removed = slot.map.remove_entry(key);
             slot.volatile -= 1;
+            if let Some((key, _)) = removed {
+                self.expired_log.push(key);
+            }
             self.len -= 1;
             self.volatile -= 1;
             self.expired_keys += 1;
@@ -141,12 +177,11 @@ impl Keyspace {
     /// key: for commands that hold several values at once (SINTER, ZUNION),
     /// after a [`Keyspace::get`] of each key has done the deleting.
     pub fn peek(&self, key: &[u8]) -> Option<&Value> {
-        let now = self.now_ms;
         self.slots
             .get(usize::from(key_slot(key)))?
             .map
             .get(key)
-            .filter(|e| !matches!(e.expires_at, Some(t) if t <= now))
+            .filter(|e| !e.expires_at.is_some_and(|t| self.is_due(t)))
             .map(|e| &e.value)
     }
 
@@ -271,7 +306,7 @@ impl Keyspace {
             return false;
         }
         if let Some(t) = at {
-            if t <= self.now_ms {
+            if self.is_due(t) {
                 self.remove(key);
                 return true;
             }
@@ -320,12 +355,11 @@ impl Keyspace {
     /// Every live key of `slot` with its entry, for SCAN, KEYS and DUMP of
     /// a whole slot.
     pub fn iter_slot(&self, slot: u16) -> impl Iterator<Item = (&Bytes, &Entry)> + '_ {
-        let now = self.now_ms;
         self.slots
             .get(usize::from(slot))
             .into_iter()
             .flat_map(|s| s.map.iter())
-            .filter(move |(_, e)| !matches!(e.expires_at, Some(t) if t <= now))
+            .filter(move |(_, e)| !e.expires_at.is_some_and(|t| self.is_due(t)))
     }
 
     /// Deletes every key of `slot`; returns how many there were.
@@ -354,7 +388,7 @@ impl Keyspace {
     /// can be told).
     pub fn expire_cycle(&mut self, budget: usize) -> Vec<Bytes> {
         let mut deleted = Vec::new();
-        if self.volatile == 0 {
+        if self.volatile == 0 || !self.expiry_enabled {
             return deleted;
         }
         let now = self.now_ms;
@@ -385,6 +419,7 @@ impl Keyspace {
             self.len -= removed;
         }
         self.expired_keys += deleted.len() as u64;
+        self.expired_log.extend(deleted.iter().cloned());
         deleted
     }
 }

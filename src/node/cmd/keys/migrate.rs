@@ -34,6 +34,7 @@ use super::super::strings::owned_key;
 use super::super::{Args, CmdError, CmdResult, Ctx, Outcome};
 use crate::node::db::{Keyspace, Set, unix_ms};
 use crate::node::dump;
+use crate::node::propagate::encode_command;
 use crate::node::state::Shared;
 use crate::resp::{Frame, encode};
 
@@ -89,6 +90,9 @@ fn snapshot(db: &mut Keyspace, key: &[u8]) -> Option<KeyState> {
 }
 
 pub(super) fn migrate(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    // Not replayed as itself: each key moved away goes out as a DEL when
+    // the target has it (`settle`).
+    ctx.node.feed.instead(Vec::new());
     let mut copy = false;
     let mut replace = false;
     let mut auth = None;
@@ -196,10 +200,10 @@ async fn run(shared: &Arc<Shared>, plan: &Plan, mut items: Vec<Item>) -> Result<
                 let mut auth: Vec<&[u8]> = vec![b"AUTH"];
                 auth.extend(user.as_deref());
                 auth.push(password);
-                command(&mut request, &auth);
+                encode_command(&mut request, &auth);
                 preamble += 1;
             }
-            command(&mut request, &[b"SELECT", plan.db.to_string().as_bytes()]);
+            encode_command(&mut request, &[b"SELECT", plan.db.to_string().as_bytes()]);
             preamble += 1;
         }
         // Keys sent again are already on the target: replace them.
@@ -305,17 +309,11 @@ fn settle(shared: &Shared, acked: Vec<Item>) -> Vec<Item> {
             node.db.remove(&item.key);
             node.events.touched(&item.key);
             node.stats.dirty += 1;
+            // The key left this node: its replicas drop it too.
+            node.feed.push(&[b"DEL", &item.key]);
         }
     }
     again
-}
-
-/// One command as a RESP array of bulk strings.
-fn command(out: &mut BytesMut, parts: &[&[u8]]) {
-    encode::array_header(out, parts.len());
-    for part in parts {
-        encode::bulk(out, part);
-    }
 }
 
 fn encode_item(out: &mut BytesMut, item: &Item, replace: bool) {
@@ -327,11 +325,11 @@ fn encode_item(out: &mut BytesMut, item: &Item, replace: bool) {
             if replace {
                 parts.push(b"REPLACE");
             }
-            command(out, &parts);
+            encode_command(out, &parts);
         }
         None => {
-            command(out, &[b"ASKING"]);
-            command(out, &[b"DEL", &item.key]);
+            encode_command(out, &[b"ASKING"]);
+            encode_command(out, &[b"DEL", &item.key]);
         }
     }
 }
