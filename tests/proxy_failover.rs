@@ -11,9 +11,10 @@ use slotway::cluster::key_slot;
 
 const NODE_TIMEOUT_MS: u64 = 1000;
 
-fn setup() -> Option<(RedisCluster, Proxy)> {
+fn setup(backend: Backend) -> Option<(RedisCluster, Proxy)> {
     require_redis()?;
     let cluster = RedisCluster::start_with(ClusterOptions {
+        backend,
         node_timeout_ms: NODE_TIMEOUT_MS,
         ..ClusterOptions::default()
     });
@@ -43,9 +44,8 @@ fn check(report: &LoadReport, proxy: &Proxy) {
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 }
 
-#[test]
-fn a_killed_master_is_replaced_without_failed_reads_or_lost_writes() {
-    let Some((mut cluster, proxy)) = setup() else {
+fn a_killed_master_is_replaced_without_failed_reads_or_lost_writes(backend: Backend) {
+    let Some((mut cluster, proxy)) = setup(backend) else {
         return;
     };
     let load = LoadLoop::start(proxy.addr(), |i| format!("fo:{i}"), 2000);
@@ -62,15 +62,18 @@ fn a_killed_master_is_replaced_without_failed_reads_or_lost_writes() {
     std::thread::sleep(Duration::from_millis(1500));
     let report = load.finish();
     eprintln!(
-        "failover: promoted after {promoted_after:?}; {} writes, {} reads, write errors {:?}, longest wait {:?}",
-        report.writes, report.reads, report.write_errors, report.longest
+        "{}: promoted after {promoted_after:?}; {} writes, {} reads, write errors {:?}, longest wait {:?}",
+        backend.name(),
+        report.writes,
+        report.reads,
+        report.write_errors,
+        report.longest
     );
     check(&report, &proxy);
 }
 
-#[test]
-fn a_frozen_master_is_replaced_and_demoted_when_it_wakes() {
-    let Some((mut cluster, proxy)) = setup() else {
+fn a_frozen_master_is_replaced_and_demoted_when_it_wakes(backend: Backend) {
+    let Some((mut cluster, proxy)) = setup(backend) else {
         return;
     };
     let load = LoadLoop::start(proxy.addr(), |i| format!("fz:{i}"), 2000);
@@ -88,10 +91,19 @@ fn a_frozen_master_is_replaced_and_demoted_when_it_wakes() {
     std::thread::sleep(Duration::from_millis(2000));
     let report = load.finish();
     eprintln!(
-        "freeze: {} writes, {} reads, write errors {:?}, longest wait {:?}",
-        report.writes, report.reads, report.write_errors, report.longest
+        "{} freeze: {} writes, {} reads, write errors {:?}, longest wait {:?}",
+        backend.name(),
+        report.writes,
+        report.reads,
+        report.write_errors,
+        report.longest
     );
     check(&report, &proxy);
     cluster.wait_converged(Duration::from_secs(20));
     assert_eq!(cluster.master_for_slot(key_slot(b"fz:0")), Some(replica));
 }
+
+on_both_backends!(
+    a_killed_master_is_replaced_without_failed_reads_or_lost_writes,
+    a_frozen_master_is_replaced_and_demoted_when_it_wakes,
+);

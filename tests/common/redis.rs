@@ -76,6 +76,9 @@ pub struct ClusterOptions {
     pub node_timeout_ms: u64,
     /// Appended to every node's command line (`["--maxmemory", "10mb"]`).
     pub extra_args: Vec<String>,
+    /// Every node keeps an append-only file (`appendfsync everysec`), each
+    /// in a directory of its own, so a restart brings its data back.
+    pub appendonly: bool,
     /// How long the new cluster may take to agree on everything.
     pub ready_timeout: Duration,
 }
@@ -88,6 +91,7 @@ impl Default for ClusterOptions {
             replicas_per_master: 1,
             node_timeout_ms: DEFAULT_NODE_TIMEOUT_MS,
             extra_args: Vec::new(),
+            appendonly: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
         }
     }
@@ -435,7 +439,8 @@ impl RedisCluster {
 
     /// Starts the node on `port` again (SIGKILLing it first if it runs), with
     /// the same directory and `nodes-<port>.conf`, so it rejoins with its old
-    /// identity. Its data is gone (no persistence): a former master comes
+    /// identity. Its data is gone unless the cluster keeps an append-only
+    /// file (`appendonly`): a former master comes
     /// back and is demoted to a replica of whoever took its slots. Returns
     /// once it answers PING; use [`RedisCluster::wait_converged`] to wait for
     /// the cluster.
@@ -527,6 +532,11 @@ impl RedisCluster {
             Backend::Redis => self.redis_server_command(port),
             Backend::Builtin => self.builtin_node_command(port),
         };
+        if self.opts.appendonly {
+            command
+                .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+                .args(["--appenddirname", &format!("appendonlydir-{port}")]);
+        }
         command
             .args(&self.opts.extra_args)
             .current_dir(self.dir.path())
@@ -740,9 +750,7 @@ impl RedisCluster {
                 }
             }
             let me = view.iter().find(|n| n.myself).ok_or("no myself line")?;
-            // Built-in nodes do not replicate data yet (the replication
-            // issue adds it): their replicas have no link to wait for.
-            if !me.master && self.opts.backend == Backend::Redis {
+            if !me.master {
                 let replication = self.query_text(port, &["INFO", "replication"])?;
                 let link = info_field(&replication, "master_link_status");
                 if link != Some("up") {
