@@ -5,6 +5,9 @@
 //! manual CLUSTER FAILOVER swaps roles without losing a write; and a restart
 //! of every node brings back the same ids, slots, roles and data.
 
+// The scenarios are plain functions run once per backend, outside #[test].
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;

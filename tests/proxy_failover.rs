@@ -2,6 +2,9 @@
 //! proxy: reads never fail, a write fails only when its outcome is truly
 //! unknown, and every acknowledged write survives.
 
+// The scenarios are plain functions run once per backend, outside #[test].
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};
