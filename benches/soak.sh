@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash .ci/install-deps
-export SLOTWAY_SOAK_BACKEND=${1:-builtin}
-export SLOTWAY_SOAK_SECS=${2:-600}
-export SLOTWAY_SOAK_PERIOD_SECS=${3:-30}
+export SOAK_BACKEND=${1:-builtin}
+export SOAK_SECS=${2:-600}
+export SOAK_PERIOD_SECS=${3:-30}
 cargo nextest run --release --test soak --run-ignored only --no-capture

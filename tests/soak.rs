@@ -1,7 +1,7 @@
 //! The soak test (not in the default suite; `bash benches/soak.sh` runs
-//! it): a writer through the proxy for `SLOTWAY_SOAK_SECS` seconds (600 by
+//! it): a writer through the proxy for `SOAK_SECS` seconds (600 by
 //! default) while a master is killed and restarted every
-//! `SLOTWAY_SOAK_PERIOD_SECS` (30). Backend: `SLOTWAY_SOAK_BACKEND` =
+//! `SOAK_PERIOD_SECS` (30). Backend: `SOAK_BACKEND` =
 //! `builtin` (default) or `redis`. It prints the acknowledged writes, the
 //! errors by kind, the keys lost and the longest stall, and fails if an
 //! acknowledged write was lost.
@@ -79,9 +79,9 @@ fn writer(addr: String, stop: Arc<AtomicBool>) -> Tally {
 #[ignore = "soak: minutes long; run with `bash benches/soak.sh`"]
 fn soak_writes_through_repeated_master_kills() {
     let Some(_) = require_redis() else { return };
-    let secs = env_u64("SLOTWAY_SOAK_SECS", 600);
-    let period = Duration::from_secs(env_u64("SLOTWAY_SOAK_PERIOD_SECS", 30));
-    let backend = match std::env::var("SLOTWAY_SOAK_BACKEND").as_deref() {
+    let secs = env_u64("SOAK_SECS", 600);
+    let period = Duration::from_secs(env_u64("SOAK_PERIOD_SECS", 30));
+    let backend = match std::env::var("SOAK_BACKEND").as_deref() {
         Ok("redis") => Backend::Redis,
         _ => Backend::Builtin,
     };
