@@ -48,6 +48,9 @@ fn flags_text(cs: &ClusterState, n: &ClusterNode) -> String {
     if n.noaddr {
         words.push("noaddr");
     }
+    if n.nofailover {
+        words.push("nofailover");
+    }
     if words.is_empty() {
         "noflags".into()
     } else {

@@ -158,6 +158,8 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
             Outcome::Done => {}
             Outcome::Close => close = true,
             Outcome::Block { timeout_reply, .. } => ctx.out.extend_from_slice(timeout_reply),
+            // Never: paused writes hold back the EXEC, not what it runs.
+            Outcome::Postponed { .. } => {}
             Outcome::Async(_) => encode::error(
                 ctx.out,
                 &format!(
