@@ -100,6 +100,10 @@ struct NodeArgs {
     /// [default: no].
     #[arg(long)]
     cluster_replica_no_failover: Option<String>,
+    /// A replica moves to an orphaned master only if its own master keeps
+    /// more than this many working replicas [default: 1].
+    #[arg(long)]
+    cluster_migration_barrier: Option<String>,
     /// Log filter (error, warn, info, debug, trace, or directives).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log_level: String,
@@ -465,6 +469,10 @@ fn node_config(args: &NodeArgs) -> Result<slotway::node::NodeConfig, String> {
         (
             "cluster-replica-no-failover",
             args.cluster_replica_no_failover.clone(),
+        ),
+        (
+            "cluster-migration-barrier",
+            args.cluster_migration_barrier.clone(),
         ),
     ];
     for (key, value) in flags {

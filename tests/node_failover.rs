@@ -67,7 +67,7 @@ fn live(cluster: &RedisCluster) -> Vec<u16> {
         .collect()
 }
 
-fn line<'a>(view: &'a [NodeLine], port: u16) -> Result<&'a NodeLine, String> {
+fn line(view: &[NodeLine], port: u16) -> Result<&NodeLine, String> {
     let addr = format!("127.0.0.1:{port}");
     view.iter()
         .find(|n| n.addr == addr)
@@ -226,6 +226,9 @@ fn a_killed_master_is_replaced_and_rejoins_as_a_replica(backend: Backend) {
     );
 }
 
+/// A master's address and slot ranges.
+type Owner = (String, Vec<(u16, u16)>);
+
 fn a_frozen_master_is_demoted_when_it_wakes(backend: Backend) {
     let Some(mut cluster) = start(backend) else {
         return;
@@ -254,10 +257,10 @@ fn a_frozen_master_is_demoted_when_it_wakes(backend: Backend) {
     cluster.wait_converged(SETTLE);
     // No split brain: every node, the woken one included, names exactly
     // one master per slot, and they all name the same ones.
-    let mut reference: Option<Vec<(String, Vec<(u16, u16)>)>> = None;
+    let mut reference: Option<Vec<Owner>> = None;
     for port in live(&cluster) {
         let v = view(port).unwrap();
-        let mut owners: Vec<(String, Vec<(u16, u16)>)> = v
+        let mut owners: Vec<Owner> = v
             .iter()
             .filter(|n| n.master && !n.slots.is_empty())
             .map(|n| {

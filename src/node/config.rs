@@ -33,6 +33,9 @@ pub struct NodeConfig {
     /// `cluster-replica-no-failover`: as a replica, never start an election
     /// (manual failovers still work).
     pub replica_no_failover: bool,
+    /// `cluster-migration-barrier`: a replica moves to an orphaned master
+    /// only if its own keeps more than this many working replicas.
+    pub migration_barrier: u64,
 }
 
 impl NodeConfig {
@@ -51,6 +54,7 @@ impl NodeConfig {
             replica_validity_factor: crate::node::cluster::failover::DEFAULT_VALIDITY_FACTOR,
             allow_replica_migration: true,
             replica_no_failover: false,
+            migration_barrier: crate::node::cluster::replica_migration::DEFAULT_BARRIER,
         }
     }
 
@@ -148,6 +152,7 @@ impl NodeConfig {
             "cluster-replica-no-failover" | "cluster-slave-no-failover" => {
                 self.replica_no_failover = yes_no(key, value)?;
             }
+            "cluster-migration-barrier" => self.migration_barrier = number(key, value)?,
             "cluster-enabled" => {
                 if !yes_no(key, value)? {
                     return Err(ConfigError {
@@ -253,6 +258,9 @@ mod tests {
         );
         c.apply("cluster-slave-validity-factor", "3").unwrap();
         assert_eq!(c.replica_validity_factor, 3);
+        assert_eq!(c.migration_barrier, 1);
+        c.apply("cluster-migration-barrier", "2").unwrap();
+        assert_eq!(c.migration_barrier, 2);
         assert!(c.apply("cluster-replica-validity-factor", "-1").is_err());
         assert!(c.apply("cluster-allow-replica-migration", "maybe").is_err());
     }

@@ -119,6 +119,7 @@ fn load_cluster_state(config: &NodeConfig) -> Result<cluster::ClusterState, Node
     cluster.node_timeout_ms = config.node_timeout_ms;
     cluster.replica_validity_factor = config.replica_validity_factor;
     cluster.allow_replica_migration = config.allow_replica_migration;
+    cluster.migration_barrier = config.migration_barrier;
     cluster.set_replica_no_failover(config.replica_no_failover);
     cluster.hold_state_after_restart(db::unix_ms());
     cluster.announce_ip = match &config.announce_ip {

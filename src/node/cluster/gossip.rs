@@ -557,6 +557,7 @@ fn role_switch(cs: &mut ClusterState, hdr: &Header) {
                 }
                 if let Some(n) = cs.node_mut(&hdr.sender) {
                     n.role = Role::Replica;
+                    n.migrate_to = false;
                 }
                 cs.mark_dirty();
                 cs.update_state();
@@ -567,9 +568,7 @@ fn role_switch(cs: &mut ClusterState, hdr: &Header) {
                     .node(&hdr.sender)
                     .is_some_and(|n| n.master.as_deref() != Some(&*master_id));
                 if changed {
-                    if let Some(n) = cs.node_mut(&hdr.sender) {
-                        n.master = Some(master_id);
-                    }
+                    cs.set_master_of(&hdr.sender, Some(master_id));
                     cs.mark_dirty();
                 }
             }
@@ -943,6 +942,7 @@ pub fn cron(cs: &mut ClusterState, now: i64, link: &dyn Fn(&str) -> LinkView) ->
     }
 
     failover::cron(cs, now, &mut plan.send);
+    super::replica_migration::cron(cs, now);
 
     if std::mem::take(&mut cs.broadcast_pong) {
         let up: Vec<NodeId> = cs

@@ -13,6 +13,7 @@
 pub mod failover;
 pub mod gossip;
 pub mod nodes_conf;
+pub mod replica_migration;
 pub mod slots;
 
 use std::collections::BTreeMap;
@@ -114,6 +115,12 @@ pub struct ClusterNode {
     /// It never fails over its master by itself
     /// (`cluster-replica-no-failover`); it does not compete in elections.
     pub nofailover: bool,
+    /// A master meant to have replicas (Redis's MIGRATE_TO): it has or had
+    /// one, or replaced a master. Left without a working replica, it is
+    /// orphaned and a spare replica may migrate to it.
+    pub migrate_to: bool,
+    /// Unix ms since it has been orphaned (0: it is not).
+    pub orphaned_since_ms: i64,
     /// The slots it serves (kept in step with the owner table).
     slots: SlotBitmap,
     numslots: usize,
@@ -145,6 +152,8 @@ impl ClusterNode {
             fail_reports: Vec::new(),
             voted_time_ms: 0,
             nofailover: false,
+            migrate_to: false,
+            orphaned_since_ms: 0,
             slots: SlotBitmap::new(),
             numslots: 0,
         }
@@ -268,8 +277,11 @@ pub struct ClusterState {
     pub replica_validity_factor: u64,
     /// `cluster-allow-replica-migration`: a master left without slots
     /// because some of them moved elsewhere follows their new owner as a
-    /// replica.
+    /// replica, and a spare replica moves to an orphaned master.
     pub allow_replica_migration: bool,
+    /// `cluster-migration-barrier`: a replica migrates only if its master
+    /// keeps more than this many working replicas.
+    pub migration_barrier: u64,
     /// Unix ms replication last heard from our master (the link's last
     /// interaction, or when it went down); `None` while replication has not
     /// said (the data then counts as fresh).
@@ -312,6 +324,7 @@ impl ClusterState {
             manual: failover::ManualFailover::default(),
             replica_validity_factor: failover::DEFAULT_VALIDITY_FACTOR,
             allow_replica_migration: true,
+            migration_barrier: replica_migration::DEFAULT_BARRIER,
             master_link_seen_ms: None,
             rejoin_hold_until_ms: 0,
         };
@@ -506,6 +519,8 @@ impl ClusterState {
                 n.master = None;
             }
         }
+        // A replica that goes leaves its master.
+        self.set_master_of(id, None);
         self.others.remove(id);
         self.mark_dirty();
         self.update_state();
@@ -545,6 +560,26 @@ impl ClusterState {
         self.mark_dirty();
     }
 
+    /// Sets `id`'s master (Redis's `clusterNodeRemoveSlave` and
+    /// `clusterNodeAddSlave`): a master with a replica is meant to have
+    /// one (MIGRATE_TO), until its last replica leaves.
+    pub fn set_master_of(&mut self, id: &str, master: Option<NodeId>) {
+        let Some(n) = self.node_mut(id) else { return };
+        let old = std::mem::replace(&mut n.master, master.clone());
+        if old == master {
+            return;
+        }
+        if let Some(old) = old {
+            let alone = self.replicas_of(&old).is_empty();
+            if let Some(m) = self.node_mut(&old).filter(|_| alone) {
+                m.migrate_to = false;
+            }
+        }
+        if let Some(m) = master.and_then(|m| self.node_mut(&m)) {
+            m.migrate_to = true;
+        }
+    }
+
     /// A node says it is a master (Redis's `clusterSetNodeAsMaster`).
     pub fn set_node_as_master(&mut self, id: &str) {
         let me = self.is_myself(id);
@@ -553,7 +588,11 @@ impl ClusterState {
             return;
         }
         n.role = Role::Master;
-        n.master = None;
+        // A replica that took over is meant to have replicas in turn.
+        if n.master.is_some() && !me {
+            n.migrate_to = true;
+        }
+        self.set_master_of(id, None);
         if me {
             let _ = self.master_tx.send(None);
         }
@@ -575,10 +614,12 @@ impl ClusterState {
         };
         if self.me.role != Role::Replica {
             self.me.role = Role::Replica;
+            self.me.migrate_to = false;
             self.migrating.clear();
             self.importing.clear();
         }
-        self.me.master = Some(Arc::clone(&addr.id));
+        let me = Arc::clone(&self.myself);
+        self.set_master_of(&me, Some(Arc::clone(&addr.id)));
         let _ = self.master_tx.send(Some(addr));
         failover::reset_manual_failover(self);
         self.mark_dirty();
@@ -640,7 +681,8 @@ impl ClusterState {
     pub fn reset(&mut self, hard: bool) {
         if self.me.role != Role::Master {
             self.me.role = Role::Master;
-            self.me.master = None;
+            let me = Arc::clone(&self.myself);
+            self.set_master_of(&me, None);
             let _ = self.master_tx.send(None);
         }
         self.migrating.clear();
@@ -695,6 +737,10 @@ impl ClusterState {
             }
         }
         if let Some(new) = owner {
+            // A master's first slot, while others have replicas: it is
+            // meant to have some too (Redis's clusterNodeSetSlotBit).
+            let first = self.node(new).is_some_and(|n| n.numslots == 0);
+            let meant_for_replicas = first && self.nodes().any(|n| n.master.is_some());
             let new_node = if **new == *self.myself {
                 Some(&mut self.me)
             } else {
@@ -703,6 +749,7 @@ impl ClusterState {
             if let Some(n) = new_node {
                 if n.slots.insert(slot) {
                     n.numslots += 1;
+                    n.migrate_to |= meant_for_replicas;
                 }
             }
         }

@@ -358,9 +358,9 @@ pub fn load(
     }
     for l in &lines {
         let id: NodeId = l.id.as_str().into();
-        if let Some(node) = cs.node_mut(&id) {
-            node.master = l.master.as_deref().map(Into::into);
-            if node.master.is_some() {
+        if let Some(master) = &l.master {
+            cs.set_master_of(&id, Some(master.as_str().into()));
+            if let Some(node) = cs.node_mut(&id) {
                 node.role = Role::Replica;
             }
         }

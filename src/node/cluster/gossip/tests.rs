@@ -681,3 +681,67 @@ fn a_manual_failover_waits_for_the_replica_to_catch_up() {
     );
     assert!(sim.nodes[1].cluster.me().is_replica());
 }
+
+#[test]
+fn a_spare_replica_migrates_to_an_orphaned_master() {
+    // Masters 0, 1, 2; replicas 3 and 4 of master 0, 5 of master 1.
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    for i in 3..6 {
+        sim.cs(i).me_mut().config_epoch = i as u64 + 1;
+        sim.cs(i).current_epoch = i as u64 + 1;
+    }
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let (m0, m1) = (sim.id(0), sim.id(1));
+    for (r, m) in [(3, &m0), (4, &m0), (5, &m1)] {
+        sim.cs(r).set_my_master(m);
+    }
+    sim.run_until(40, |s| {
+        all_see_replica(s, &s.id(3), &m0)
+            && all_see_replica(s, &s.id(4), &m0)
+            && all_see_replica(s, &s.id(5), &m1)
+    });
+    // Master 1 loses its only replica: after its FAIL and 5 s, the replica
+    // of master 0 with the smaller id moves over; master 2, never meant to
+    // have replicas, gets none.
+    sim.down.insert(5);
+    let mover = if sim.id(3) < sim.id(4) { 3 } else { 4 };
+    let stayer = 7 - mover;
+    let ticks = sim.run_until(150, |s| {
+        let (r, m) = (s.id(mover), s.id(1));
+        all_see_replica(s, &r, &m)
+    });
+    assert!(ticks >= 50, "waited 5 s first ({ticks} ticks)");
+    assert!(sim.nodes[stayer].cluster.me().master.as_deref() == Some(m0.as_str()));
+    let m2 = sim.id(2);
+    assert!(sim.nodes[0].cluster.replicas_of(&m2).is_empty());
+}
+
+#[test]
+fn no_replica_migration_when_it_is_off() {
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let (m0, m1) = (sim.id(0), sim.id(1));
+    for (r, m) in [(3, &m0), (4, &m0), (5, &m1)] {
+        sim.cs(r).set_my_master(m);
+        sim.cs(r).allow_replica_migration = false;
+    }
+    sim.run_until(40, |s| all_see_replica(s, &s.id(5), &m1));
+    sim.down.insert(5);
+    for _ in 0..120 {
+        sim.tick();
+    }
+    for r in [3, 4] {
+        assert_eq!(
+            sim.nodes[r].cluster.me().master.as_deref(),
+            Some(m0.as_str())
+        );
+    }
+}

@@ -135,6 +135,13 @@ fn set_validity_factor(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn set_migration_barrier(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.cluster.migration_barrier = value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    Ok(())
+}
+
 fn set_replica_migration(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     ctx.node.cluster.allow_replica_migration = parse_yes_no(value)?;
     Ok(())
@@ -355,6 +362,11 @@ const SETTINGS: &[Setting] = &[
         name: "cluster-slave-validity-factor",
         get: |c| c.node.cluster.replica_validity_factor.to_string(),
         change: Change::Apply(set_validity_factor),
+    },
+    Setting {
+        name: "cluster-migration-barrier",
+        get: |c| c.node.cluster.migration_barrier.to_string(),
+        change: Change::Apply(set_migration_barrier),
     },
     Setting {
         name: "cluster-allow-replica-migration",
