@@ -245,6 +245,38 @@ mod tests {
         );
     }
 
+    /// Runs one command and returns its outcome.
+    fn outcome(shared: &Arc<Shared>, c: &mut ClientState, args: &[&str]) -> super::Outcome {
+        let mut out = bytes::BytesMut::new();
+        let mut node = shared.lock();
+        let req = crate::resp::Request::from_args(args);
+        super::super::execute(&mut node, c, shared, &mut out, &req, NOW)
+    }
+
+    #[test]
+    fn paused_writes_hold_back_writes_and_exec_with_writes_only() {
+        let shared = node();
+        let mut c = ClientState::new(1, None);
+        let postponed = |o: &super::Outcome| matches!(o, super::Outcome::Postponed { .. });
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        run(&shared, &mut c, NOW, &["SET", "k", "v"]);
+        shared.lock().cluster.manual.pause_until_ms = NOW + 1000;
+        assert!(postponed(&outcome(&shared, &mut c, &["EXEC"])));
+        assert!(!postponed(&outcome(&shared, &mut c, &["DISCARD"])));
+        assert!(postponed(&outcome(&shared, &mut c, &["SET", "k", "v"])));
+        assert!(postponed(&outcome(&shared, &mut c, &["DEL", "k"])));
+        assert!(!postponed(&outcome(&shared, &mut c, &["GET", "k"])));
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        run(&shared, &mut c, NOW, &["GET", "k"]);
+        assert!(
+            !postponed(&outcome(&shared, &mut c, &["EXEC"])),
+            "reads only"
+        );
+        // The pause is over (the failover ended): the write runs.
+        shared.lock().cluster.manual.pause_until_ms = NOW;
+        assert_eq!(run(&shared, &mut c, NOW, &["SET", "k", "v"]), "+OK\r\n");
+    }
+
     #[test]
     fn a_watched_key_that_expires_fails_exec() {
         let shared = node();
