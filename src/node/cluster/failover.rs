@@ -273,8 +273,9 @@ pub fn vote(cs: &mut ClusterState, hdr: &Header, now: i64) -> Option<Message> {
 }
 
 /// A FAILOVER_AUTH_ACK came in: it counts if the sender is a master
-/// serving slots that voted in our election's epoch (or later).
-pub fn note_vote(cs: &mut ClusterState, sender: &str, sender_current_epoch: u64) {
+/// serving slots that voted in our election's epoch (or later). True if
+/// it counted.
+pub fn note_vote(cs: &mut ClusterState, sender: &str, sender_current_epoch: u64) -> bool {
     let counts = cs
         .node(sender)
         .is_some_and(|n| n.is_master() && n.numslots() > 0)
@@ -283,6 +284,7 @@ pub fn note_vote(cs: &mut ClusterState, sender: &str, sender_current_epoch: u64)
         cs.election.auth_count += 1;
         tracing::info!(node = %sender, votes = cs.election.auth_count, "failover vote received");
     }
+    counts
 }
 
 /// MFSTART came in (this node is the master): pauses client writes and
@@ -304,20 +306,36 @@ pub fn manual_failover_requested(cs: &mut ClusterState, sender: &str, now: i64) 
 }
 
 /// Any message from our master: while a manual failover waits for it, a
-/// message sent with its writes paused carries the offset to reach.
-pub fn note_master_offset(cs: &mut ClusterState, hdr: &Header) {
+/// message sent with its writes paused carries the offset to reach. True
+/// when it did.
+pub fn note_master_offset(cs: &mut ClusterState, hdr: &Header) -> bool {
     let from_my_master = cs.me().is_replica() && cs.me().master.as_deref() == Some(&*hdr.sender);
-    if cs.manual.end_ms != 0
-        && from_my_master
-        && hdr.mflags & mflags::PAUSED != 0
-        && cs.manual.master_offset.is_none()
+    if cs.manual.end_ms == 0
+        || !from_my_master
+        || hdr.mflags & mflags::PAUSED == 0
+        || cs.manual.master_offset.is_some()
     {
-        cs.manual.master_offset = Some(hdr.repl_offset);
-        tracing::info!(
-            offset = hdr.repl_offset,
-            "received replication offset for paused master manual failover"
-        );
+        return false;
     }
+    cs.manual.master_offset = Some(hdr.repl_offset);
+    tracing::info!(
+        offset = hdr.repl_offset,
+        "received replication offset for paused master manual failover"
+    );
+    true
+}
+
+/// Moves this replica's failover forward at once after a message that may
+/// let it (the paused master's offset, a vote), rather than on the next
+/// tick, as Redis's `clusterBeforeSleep` does; a won election's PONGs go
+/// out at once too.
+pub fn react(cs: &mut ClusterState, now: i64, out: &mut Vec<(NodeId, Message)>) {
+    if !cs.me().is_replica() {
+        return;
+    }
+    handle_manual_failover(cs);
+    handle_replica_failover(cs, now, out);
+    gossip::pong_everyone_if_asked(cs, out, |_| true);
 }
 
 /// Redis's `resetManualFailover`: ends a manual failover on either side;
@@ -463,7 +481,6 @@ fn handle_replica_failover(cs: &mut ClusterState, now: i64, out: &mut Vec<(NodeI
     let manual = cs.manual.end_ms != 0 && cs.manual.can_start;
     let auth_timeout = auth_timeout_ms(cs.node_timeout_ms);
     let auth_retry = auth_timeout * 2;
-    let auth_age = now - cs.election.auth_time_ms;
     let eligible = cs.me().is_replica()
         && cs
             .my_master()
@@ -486,7 +503,7 @@ fn handle_replica_failover(cs: &mut ClusterState, now: i64, out: &mut Vec<(NodeI
         return;
     }
 
-    if auth_age > auth_retry {
+    if now - cs.election.auth_time_ms > auth_retry {
         let rank = rank(cs);
         let jitter = rand::rng().random_range(0..ELECTION_JITTER_MS);
         let election = &mut cs.election;
@@ -506,8 +523,12 @@ fn handle_replica_failover(cs: &mut ClusterState, now: i64, out: &mut Vec<(NodeI
         );
         // Siblings learn our offset now, so their ranks are right.
         pong_local_replicas(cs, out);
-        return;
+        // A manual failover asks for votes at once.
+        if cs.manual.end_ms == 0 {
+            return;
+        }
     }
+    let auth_age = now - cs.election.auth_time_ms;
 
     // A sibling with a better offset may have spoken since: wait longer.
     if !cs.election.auth_sent && cs.manual.end_ms == 0 {

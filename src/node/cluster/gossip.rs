@@ -194,6 +194,27 @@ pub(super) fn broadcast(cs: &mut ClusterState, msg: Message, out: &mut Vec<(Node
     }
 }
 
+/// The PONG to every node (on the links `up` says are up) that a change
+/// asked for with `broadcast_pong` (Redis's `clusterBroadcastPong`).
+pub(super) fn pong_everyone_if_asked(
+    cs: &mut ClusterState,
+    out: &mut Vec<(NodeId, Message)>,
+    up: impl Fn(&str) -> bool,
+) {
+    if !std::mem::take(&mut cs.broadcast_pong) {
+        return;
+    }
+    let targets: Vec<NodeId> = cs
+        .others()
+        .filter(|n| !n.handshake && up(&n.id))
+        .map(|n| Arc::clone(&n.id))
+        .collect();
+    for id in targets {
+        let msg = ping_message(cs, Kind::Pong);
+        out.push((id, msg));
+    }
+}
+
 /// FAIL about `about`, to everyone.
 fn broadcast_fail(cs: &mut ClusterState, about: &str, out: &mut Vec<(NodeId, Message)>) {
     let msg = Message {
@@ -301,7 +322,9 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
     let mut sender_known = cs.node(&hdr.sender).is_some_and(|n| !n.handshake);
     if sender_known {
         note_sender(cs, &hdr, now);
-        failover::note_master_offset(cs, &hdr);
+        if failover::note_master_offset(cs, &hdr) {
+            failover::react(cs, now, &mut fx.send);
+        }
     }
 
     if matches!(kind, Kind::Ping | Kind::Meet) {
@@ -437,8 +460,11 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
             }
         }
         Body::FailoverAuthAck => {
-            if sender_known {
-                failover::note_vote(&mut node.cluster, &hdr.sender, hdr.current_epoch);
+            let cs = &mut node.cluster;
+            if sender_known && failover::note_vote(cs, &hdr.sender, hdr.current_epoch) {
+                // Maybe the vote that makes the majority: no need to wait
+                // for the next tick.
+                failover::react(cs, now, &mut fx.send);
             }
         }
         Body::MfStart => {
@@ -944,17 +970,9 @@ pub fn cron(cs: &mut ClusterState, now: i64, link: &dyn Fn(&str) -> LinkView) ->
     failover::cron(cs, now, &mut plan.send);
     super::replica_migration::cron(cs, now);
 
-    if std::mem::take(&mut cs.broadcast_pong) {
-        let up: Vec<NodeId> = cs
-            .others()
-            .filter(|n| !n.handshake && matches!(link(&n.id), LinkView::Up { .. }))
-            .map(|n| Arc::clone(&n.id))
-            .collect();
-        for id in up {
-            let msg = ping_message(cs, Kind::Pong);
-            plan.send.push((id, msg));
-        }
-    }
+    pong_everyone_if_asked(cs, &mut plan.send, |id| {
+        matches!(link(id), LinkView::Up { .. })
+    });
     if state_changed {
         cs.mark_dirty();
     }
