@@ -265,6 +265,8 @@ pub struct ClusterState {
     pub broadcast_pong: bool,
     /// Where the configuration is saved (none in unit tests).
     pub conf_file: Option<Arc<nodes_conf::ConfigFile>>,
+    /// Always updated with `send_replace`: `send` drops the value while
+    /// nobody subscribes, as when the state is loaded at start.
     master_tx: watch::Sender<Option<MasterAddr>>,
     /// The election this replica runs, or last ran, to replace its master.
     pub election: failover::Election,
@@ -594,7 +596,7 @@ impl ClusterState {
         }
         self.set_master_of(id, None);
         if me {
-            let _ = self.master_tx.send(None);
+            self.master_tx.send_replace(None);
         }
         self.mark_dirty();
         self.update_state();
@@ -620,7 +622,7 @@ impl ClusterState {
         }
         let me = Arc::clone(&self.myself);
         self.set_master_of(&me, Some(Arc::clone(&addr.id)));
-        let _ = self.master_tx.send(Some(addr));
+        self.master_tx.send_replace(Some(addr));
         failover::reset_manual_failover(self);
         self.mark_dirty();
         self.update_state();
@@ -633,7 +635,7 @@ impl ClusterState {
             ip: m.ip.clone(),
             port: m.port,
         });
-        let _ = self.master_tx.send(addr);
+        self.master_tx.send_replace(addr);
     }
 
     /// The greatest config epoch known, or the current epoch if greater.
@@ -683,7 +685,7 @@ impl ClusterState {
             self.me.role = Role::Master;
             let me = Arc::clone(&self.myself);
             self.set_master_of(&me, None);
-            let _ = self.master_tx.send(None);
+            self.master_tx.send_replace(None);
         }
         self.migrating.clear();
         self.importing.clear();

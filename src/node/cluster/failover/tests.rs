@@ -253,7 +253,13 @@ fn cluster_failover_checks_its_preconditions_in_redis_words() {
     let me = Arc::clone(&cs.myself);
     let mine: Vec<u16> = cs.slots_of(&me).collect();
     cs.set_owners(mine, None);
+    let mut master_rx = cs.subscribe_master();
     cs.set_my_master(&b);
+    assert_eq!(
+        master_rx.borrow_and_update().as_ref().map(|m| m.id.clone()),
+        Some(b.clone()),
+        "replication follows the new master"
+    );
     assert_eq!(
         start_manual(&mut cs, Mode::Default, NOW),
         Err("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE"),
@@ -276,6 +282,8 @@ fn cluster_failover_checks_its_preconditions_in_redis_words() {
     assert_eq!(cs.me().config_epoch, epoch + 1);
     assert!(cs.broadcast_pong);
     assert_eq!(cs.manual.end_ms, 0);
+    assert!(master_rx.has_changed().unwrap());
+    assert_eq!(*master_rx.borrow(), None, "replication stops following");
 
     // A replica whose master is not known.
     let mut lone = ClusterState::new(node(7000), true);

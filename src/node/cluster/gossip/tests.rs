@@ -590,6 +590,10 @@ fn a_failed_master_is_replaced_by_its_replica_everywhere() {
     });
     assert_eq!(sim.nodes[0].cluster.me().numslots(), 0);
     assert!(all_see_master(&sim, &new, 5461));
+    // Replication is told to follow the new master, and stops on it.
+    let follows = sim.nodes[0].cluster.subscribe_master().borrow().clone();
+    assert_eq!(follows.map(|m| m.id.to_string()), Some(new.clone()));
+    assert!(sim.nodes[3].cluster.subscribe_master().borrow().is_none());
 }
 
 #[test]
