@@ -20,7 +20,8 @@
 //! whatever link a message came in. The node lock is only held to read or
 //! update the cluster state; no socket I/O happens under it. A link that
 //! sends bytes that are not a message is closed, and only that link.
-//! Failed connects are retried with a backoff (100 ms doubling to 1 s).
+//! Failed connects are retried with a backoff (100 ms doubling to 1 s),
+//! cut short when the node speaks to us again (it restarted).
 
 pub mod proto;
 

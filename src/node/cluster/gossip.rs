@@ -16,6 +16,11 @@
 //!   with a greater epoch than the current owner's wins the slot
 //!   ([`update_slots_config_with`]); a stale claim gets an UPDATE back.
 //!   Two masters with the same epoch: the one with the smaller id bumps.
+//! - A node that does not answer a ping within node_timeout is suspected
+//!   (PFAIL); gossip carries suspicions as failure reports, and once a
+//!   majority of the masters report it, it is failed (FAIL), which is
+//!   broadcast ([`mark_failing_if_needed`]). Its replicas then run an
+//!   election (`cluster::failover`).
 
 use std::sync::Arc;
 

@@ -2,8 +2,10 @@
 //! serves each slot, epochs, and the slots being migrated. Commands check
 //! here that this node serves their keys ([`ClusterState::check_request`]);
 //! the cluster bus ([`gossip`] for the logic, `node::bus` for the sockets)
-//! keeps it in agreement with the other nodes; [`nodes_conf`] writes it to
-//! `nodes-<port>.conf` and reads it back.
+//! keeps it in agreement with the other nodes; [`failover`] replaces a
+//! failed master by a replica (and runs CLUSTER FAILOVER);
+//! [`replica_migration`] moves a spare replica to a master left without
+//! one; [`nodes_conf`] writes it to `nodes-<port>.conf` and reads it back.
 //!
 //! The structure follows Redis's `clusterState`: a table of nodes (this one
 //! included), an owner per slot, and each master's slot bitmap, kept in
