@@ -748,3 +748,30 @@ fn no_replica_migration_when_it_is_off() {
         );
     }
 }
+
+#[test]
+fn the_most_up_to_date_replica_wins_and_its_sibling_follows_it() {
+    // Masters 0, 1, 2; replicas 3 and 4 of master 0, 5 of master 1.
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let (m0, m1) = (sim.id(0), sim.id(1));
+    for (r, m) in [(3, &m0), (4, &m0), (5, &m1)] {
+        sim.cs(r).set_my_master(m);
+    }
+    // Replica 4 has processed more of the stream than replica 3.
+    sim.cs(3).set_my_repl_offset(50);
+    sim.cs(4).set_my_repl_offset(100);
+    sim.run_until(40, |s| {
+        all_see_replica(s, &s.id(3), &m0) && all_see_replica(s, &s.id(4), &m0)
+    });
+    sim.down.insert(0);
+    let (best, other) = (sim.id(4), sim.id(3));
+    sim.run_until(80, |s| all_see_master(s, &best, 5461));
+    assert_eq!(sim.nodes[3].cluster.election.auth_rank, 1);
+    assert!(!sim.nodes[3].cluster.election.auth_sent, "it never asked");
+    sim.run_until(30, |s| all_see_replica(s, &other, &best));
+}
