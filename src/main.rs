@@ -44,7 +44,8 @@ enum Command {
     /// Run the proxy (the default when no subcommand is given).
     Proxy(ProxyArgs),
     /// Run one built-in cluster node, as `redis-server --cluster-enabled yes`.
-    Node(NodeArgs),
+    // Boxed: its many redis-server flags make it far larger than the rest.
+    Node(Box<NodeArgs>),
     /// Operate a cluster: create it, check it, move slots.
     Cluster(ClusterArgs),
 }
@@ -87,6 +88,22 @@ struct NodeArgs {
     /// Accepted for redis-server compatibility; must be yes.
     #[arg(long)]
     cluster_enabled: Option<String>,
+    /// A replica disconnected from its master for longer than node timeout
+    /// times this does not fail over by itself; 0: always may [default: 10].
+    #[arg(long)]
+    cluster_replica_validity_factor: Option<String>,
+    /// yes|no: a master whose slots all moved elsewhere follows their new
+    /// owner as a replica [default: yes].
+    #[arg(long)]
+    cluster_allow_replica_migration: Option<String>,
+    /// yes|no: as a replica, never fail the master over by itself
+    /// [default: no].
+    #[arg(long)]
+    cluster_replica_no_failover: Option<String>,
+    /// A replica moves to an orphaned master only if its own master keeps
+    /// more than this many working replicas [default: 1].
+    #[arg(long)]
+    cluster_migration_barrier: Option<String>,
     /// Log filter (error, warn, info, debug, trace, or directives).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log_level: String,
@@ -207,7 +224,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Proxy(args)) => proxy(args),
-        Some(Command::Node(args)) => node(args),
+        Some(Command::Node(args)) => node(*args),
         Some(Command::Cluster(args)) => cluster(args),
         None => proxy(cli.proxy),
     }
@@ -441,6 +458,22 @@ fn node_config(args: &NodeArgs) -> Result<slotway::node::NodeConfig, String> {
         ),
         ("cluster-announce-ip", args.cluster_announce_ip.clone()),
         ("cluster-enabled", args.cluster_enabled.clone()),
+        (
+            "cluster-replica-validity-factor",
+            args.cluster_replica_validity_factor.clone(),
+        ),
+        (
+            "cluster-allow-replica-migration",
+            args.cluster_allow_replica_migration.clone(),
+        ),
+        (
+            "cluster-replica-no-failover",
+            args.cluster_replica_no_failover.clone(),
+        ),
+        (
+            "cluster-migration-barrier",
+            args.cluster_migration_barrier.clone(),
+        ),
     ];
     for (key, value) in flags {
         if let Some(value) = value {

@@ -23,6 +23,19 @@ pub struct NodeConfig {
     pub require_full_coverage: bool,
     /// The address announced to peers and in redirects (defaults to `bind`).
     pub announce_ip: Option<String>,
+    /// `cluster-replica-validity-factor`: a replica disconnected from its
+    /// master for longer than node_timeout times this does not fail over
+    /// by itself (0: it always may).
+    pub replica_validity_factor: u64,
+    /// `cluster-allow-replica-migration`: a master whose slots all moved
+    /// to another master follows it as a replica.
+    pub allow_replica_migration: bool,
+    /// `cluster-replica-no-failover`: as a replica, never start an election
+    /// (manual failovers still work).
+    pub replica_no_failover: bool,
+    /// `cluster-migration-barrier`: a replica moves to an orphaned master
+    /// only if its own keeps more than this many working replicas.
+    pub migration_barrier: u64,
 }
 
 impl NodeConfig {
@@ -38,6 +51,10 @@ impl NodeConfig {
             node_timeout_ms: 15000,
             require_full_coverage: true,
             announce_ip: None,
+            replica_validity_factor: crate::node::cluster::failover::DEFAULT_VALIDITY_FACTOR,
+            allow_replica_migration: true,
+            replica_no_failover: false,
+            migration_barrier: crate::node::cluster::replica_migration::DEFAULT_BARRIER,
         }
     }
 
@@ -126,6 +143,16 @@ impl NodeConfig {
             "cluster-node-timeout" => self.node_timeout_ms = number(key, value)?,
             "cluster-require-full-coverage" => self.require_full_coverage = yes_no(key, value)?,
             "cluster-announce-ip" => self.announce_ip = Some(value.to_string()),
+            "cluster-replica-validity-factor" | "cluster-slave-validity-factor" => {
+                self.replica_validity_factor = number(key, value)?;
+            }
+            "cluster-allow-replica-migration" => {
+                self.allow_replica_migration = yes_no(key, value)?;
+            }
+            "cluster-replica-no-failover" | "cluster-slave-no-failover" => {
+                self.replica_no_failover = yes_no(key, value)?;
+            }
+            "cluster-migration-barrier" => self.migration_barrier = number(key, value)?,
             "cluster-enabled" => {
                 if !yes_no(key, value)? {
                     return Err(ConfigError {
@@ -203,5 +230,38 @@ mod tests {
         let refused = c.apply("appendonly", "yes").unwrap_err();
         assert!(refused.reason.contains("append-only file"), "{refused}");
         assert!(c.apply("cluster-enabled", "no").is_err());
+    }
+
+    #[test]
+    fn failover_settings_take_redis_names_and_aliases() {
+        let mut c = NodeConfig::for_port(6379);
+        assert_eq!(
+            (
+                c.replica_validity_factor,
+                c.allow_replica_migration,
+                c.replica_no_failover
+            ),
+            (10, true, false)
+        );
+        c.apply_conf(
+            "cluster-replica-validity-factor 0\ncluster-allow-replica-migration no\n\
+             cluster-slave-no-failover yes\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.replica_validity_factor,
+                c.allow_replica_migration,
+                c.replica_no_failover
+            ),
+            (0, false, true)
+        );
+        c.apply("cluster-slave-validity-factor", "3").unwrap();
+        assert_eq!(c.replica_validity_factor, 3);
+        assert_eq!(c.migration_barrier, 1);
+        c.apply("cluster-migration-barrier", "2").unwrap();
+        assert_eq!(c.migration_barrier, 2);
+        assert!(c.apply("cluster-replica-validity-factor", "-1").is_err());
+        assert!(c.apply("cluster-allow-replica-migration", "maybe").is_err());
     }
 }

@@ -120,6 +120,11 @@ fn load_cluster_state(config: &NodeConfig) -> Result<cluster::ClusterState, Node
         ),
     };
     cluster.node_timeout_ms = config.node_timeout_ms;
+    cluster.replica_validity_factor = config.replica_validity_factor;
+    cluster.allow_replica_migration = config.allow_replica_migration;
+    cluster.migration_barrier = config.migration_barrier;
+    cluster.set_replica_no_failover(config.replica_no_failover);
+    cluster.hold_state_after_restart(db::unix_ms());
     cluster.announce_ip = match &config.announce_ip {
         Some(ip) => Some(ip.clone()),
         None if config.bind == "0.0.0.0" || config.bind == "::" => None,
@@ -187,7 +192,10 @@ async fn expire_loop(shared: Arc<Shared>) {
             () = shared.shutdown.cancelled() => return,
         }
         let mut node = shared.lock();
-        if !node.active_expire {
+        // Nothing changes while a manual failover pauses writes: the offset
+        // the replica must reach stays put (Redis pauses expiry too).
+        let paused = node.cluster.client_writes_paused_until(db::unix_ms());
+        if !node.active_expire || paused.is_some() {
             continue;
         }
         node.db.set_clock(db::unix_ms());

@@ -337,6 +337,22 @@ impl Connection {
                     // Requests the client sent while it waited.
                     self.decode();
                 }
+                Some((req, Outcome::Postponed { until })) => {
+                    if self.flush().await.is_err() {
+                        self.closing = true;
+                        return;
+                    }
+                    let handle = Arc::clone(&self.client.handle);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until.into()) => self.pending.push_front(req),
+                        () = handle.killed() => self.closing = true,
+                        () = self.shared.shutdown.cancelled() => self.closing = true,
+                        () = until_hangup(&mut self.stream, &mut self.input, &mut self.net_in) => {
+                            self.closing = true;
+                        }
+                    }
+                    self.decode();
+                }
                 Some((_, Outcome::Close)) => self.closing = true,
                 Some((_, Outcome::Done)) => {}
             }
@@ -405,6 +421,12 @@ impl Connection {
                             timeout_reply,
                         },
                     ));
+                    break;
+                }
+                Outcome::Postponed { until } => {
+                    // It did not run: it counts when it does.
+                    node.stats.total_commands_processed -= 1;
+                    paused = Some((req, Outcome::Postponed { until }));
                     break;
                 }
                 other => {

@@ -559,7 +559,10 @@ impl RedisCluster {
             .args([
                 "--cluster-node-timeout",
                 &self.opts.node_timeout_ms.to_string(),
-            ]);
+            ])
+            // As redis-server below.
+            .args(["--cluster-replica-validity-factor", "0"])
+            .args(["--cluster-allow-replica-migration", "no"]);
         command
     }
 

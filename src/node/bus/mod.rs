@@ -20,7 +20,8 @@
 //! whatever link a message came in. The node lock is only held to read or
 //! update the cluster state; no socket I/O happens under it. A link that
 //! sends bytes that are not a message is closed, and only that link.
-//! Failed connects are retried with a backoff (100 ms doubling to 1 s).
+//! Failed connects are retried with a backoff (100 ms doubling to 1 s),
+//! cut short when the node speaks to us again (it restarted).
 
 pub mod proto;
 
@@ -106,6 +107,8 @@ struct OutLink {
 struct Backoff {
     failures: u32,
     retry_at: Instant,
+    /// Unix ms the link went down or failed to connect.
+    since_ms: i64,
 }
 
 /// The bus task's own state.
@@ -152,6 +155,14 @@ impl Bus {
         let now = unix_ms();
         let instant = Instant::now();
         let (plan, stale, forgotten) = {
+            let mut node = self.shared.lock();
+            // A node that spoke to us since our link to it failed is back
+            // (a restart): reconnect now rather than after the backoff.
+            self.backoff.retain(|id, b| {
+                node.cluster
+                    .node(id)
+                    .is_none_or(|n| n.data_received_ms <= b.since_ms)
+            });
             let links = &self.links;
             let backoff = &self.backoff;
             let view = |id: &str| match links.get(id) {
@@ -162,7 +173,6 @@ impl Bus {
                 None if backoff.get(id).is_some_and(|b| b.retry_at > instant) => LinkView::Pending,
                 None => LinkView::Missing,
             };
-            let mut node = self.shared.lock();
             let plan = gossip::cron(&mut node.cluster, now, &view);
             // Links and backoffs of nodes that left the table (forgotten,
             // renamed after a handshake, timed out) go too.
@@ -240,6 +250,7 @@ impl Bus {
                     Backoff {
                         failures,
                         retry_at: Instant::now() + if was_up { Duration::ZERO } else { wait },
+                        since_ms: unix_ms(),
                     },
                 );
                 let mut state = self.shared.lock();

@@ -53,6 +53,17 @@ pub mod flags {
     pub const NOFAILOVER: u16 = 512;
 }
 
+/// Manual failover bits of the header's `mflags`, as Redis's
+/// `CLUSTERMSG_FLAG0_*`.
+pub mod mflags {
+    /// The sender is a master whose client writes are paused for a manual
+    /// failover: the replication offset it sends is final.
+    pub const PAUSED: u8 = 1;
+    /// A FAILOVER_AUTH_REQUEST of a manual failover: vote even though the
+    /// requester's master is not failing.
+    pub const FORCEACK: u8 = 2;
+}
+
 /// Message kinds, numbered as Redis's `CLUSTERMSG_TYPE_*` (their index in
 /// the `cluster_stats_messages_*` counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,13 +16,20 @@
 //!   with a greater epoch than the current owner's wins the slot
 //!   ([`update_slots_config_with`]); a stale claim gets an UPDATE back.
 //!   Two masters with the same epoch: the one with the smaller id bumps.
+//! - A node that does not answer a ping within node_timeout is suspected
+//!   (PFAIL); gossip carries suspicions as failure reports, and once a
+//!   majority of the masters report it, it is failed (FAIL), which is
+//!   broadcast ([`mark_failing_if_needed`]). Its replicas then run an
+//!   election (`cluster::failover`).
 
 use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 
-use super::{ClusterNode, ClusterState, FailReport, NodeId, Role, SlotBitmap};
-use crate::node::bus::proto::{Body, Gossip, Header, Kind, Message, flags as f, is_node_id};
+use super::{ClusterNode, ClusterState, FailReport, NodeId, Role, SlotBitmap, failover};
+use crate::node::bus::proto::{
+    Body, Gossip, Header, Kind, Message, flags as f, is_node_id, mflags,
+};
 use crate::node::state::NodeState;
 
 /// Candidates sampled for the extra random ping of each tick, as Redis
@@ -83,7 +90,7 @@ pub struct CronPlan {
     pub reset_links: Vec<NodeId>,
 }
 
-fn count_sent(cs: &mut ClusterState, kind: Kind, n: u64) {
+pub(super) fn count_sent(cs: &mut ClusterState, kind: Kind, n: u64) {
     if let Some(c) = cs.stats.sent.get_mut(kind as usize) {
         *c += n;
     }
@@ -109,7 +116,13 @@ pub fn header(cs: &ClusterState) -> Header {
         port: me.port,
         cport: me.cport,
         state_ok: cs.state_ok,
-        mflags: 0,
+        // A master paused for a manual failover says so: the replica then
+        // knows the offset in this header is final.
+        mflags: if me.is_master() && cs.manual.end_ms != 0 {
+            mflags::PAUSED
+        } else {
+            0
+        },
         slots: shard.slots().clone(),
     }
 }
@@ -160,6 +173,62 @@ pub fn ping_message(cs: &mut ClusterState, kind: Kind) -> Message {
         header: header(cs),
         body,
     }
+}
+
+/// A PING on our link to `id`, which now counts as the ping in flight.
+pub(super) fn ping_to(cs: &mut ClusterState, id: &str, now: i64) -> Message {
+    if let Some(n) = cs.node_mut(id) {
+        if n.ping_sent_ms == 0 {
+            n.ping_sent_ms = now;
+        }
+    }
+    ping_message(cs, Kind::Ping)
+}
+
+/// `msg` to every node we know (not in handshake), as Redis's
+/// `clusterBroadcastMessage`; nodes without a link miss it.
+pub(super) fn broadcast(cs: &mut ClusterState, msg: Message, out: &mut Vec<(NodeId, Message)>) {
+    let targets: Vec<NodeId> = cs
+        .others()
+        .filter(|n| !n.handshake)
+        .map(|n| Arc::clone(&n.id))
+        .collect();
+    count_sent(cs, msg.kind(), targets.len() as u64);
+    for id in targets {
+        out.push((id, msg.clone()));
+    }
+}
+
+/// The PONG to every node (on the links `up` says are up) that a change
+/// asked for with `broadcast_pong` (Redis's `clusterBroadcastPong`).
+pub(super) fn pong_everyone_if_asked(
+    cs: &mut ClusterState,
+    out: &mut Vec<(NodeId, Message)>,
+    up: impl Fn(&str) -> bool,
+) {
+    if !std::mem::take(&mut cs.broadcast_pong) {
+        return;
+    }
+    let targets: Vec<NodeId> = cs
+        .others()
+        .filter(|n| !n.handshake && up(&n.id))
+        .map(|n| Arc::clone(&n.id))
+        .collect();
+    for id in targets {
+        let msg = ping_message(cs, Kind::Pong);
+        out.push((id, msg));
+    }
+}
+
+/// FAIL about `about`, to everyone.
+fn broadcast_fail(cs: &mut ClusterState, about: &str, out: &mut Vec<(NodeId, Message)>) {
+    let msg = Message {
+        header: header(cs),
+        body: Body::Fail {
+            about: about.to_string(),
+        },
+    };
+    broadcast(cs, msg, out);
 }
 
 /// An UPDATE telling a node with a stale claim that `about` serves its
@@ -258,6 +327,9 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
     let mut sender_known = cs.node(&hdr.sender).is_some_and(|n| !n.handshake);
     if sender_known {
         note_sender(cs, &hdr, now);
+        if failover::note_master_offset(cs, &hdr) {
+            failover::react(cs, now, &mut fx.send);
+        }
     }
 
     if matches!(kind, Kind::Ping | Kind::Meet) {
@@ -328,6 +400,10 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
             if !sender_known {
                 return fx;
             }
+            // Whether it competes in elections is its own say.
+            if let Some(n) = cs.node_mut(&hdr.sender) {
+                n.nofailover = hdr.flags & f::NOFAILOVER != 0;
+            }
             role_switch(cs, &hdr);
             slots_config(node, &hdr, &mut fx);
             let cs = &mut node.cluster;
@@ -381,9 +457,28 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
             cs.mark_dirty();
             update_slots_config_with(node, &about, config_epoch, &slots);
         }
-        // Failover (elections, manual failover) is not implemented yet:
-        // these are counted and otherwise ignored.
-        Body::FailoverAuthRequest | Body::FailoverAuthAck | Body::MfStart => {}
+        Body::FailoverAuthRequest => {
+            if sender_known {
+                if let Some(ack) = failover::vote(&mut node.cluster, &hdr, now) {
+                    fx.send.push((hdr.sender.as_str().into(), ack));
+                }
+            }
+        }
+        Body::FailoverAuthAck => {
+            let cs = &mut node.cluster;
+            if sender_known && failover::note_vote(cs, &hdr.sender, hdr.current_epoch) {
+                // Maybe the vote that makes the majority: no need to wait
+                // for the next tick.
+                failover::react(cs, now, &mut fx.send);
+            }
+        }
+        Body::MfStart => {
+            let cs = &mut node.cluster;
+            if sender_known && failover::manual_failover_requested(cs, &hdr.sender, now) {
+                // The paused offset goes out at once, on the same link.
+                fx.reply = Some(ping_message(cs, Kind::Ping));
+            }
+        }
     }
     fx
 }
@@ -493,6 +588,7 @@ fn role_switch(cs: &mut ClusterState, hdr: &Header) {
                 }
                 if let Some(n) = cs.node_mut(&hdr.sender) {
                     n.role = Role::Replica;
+                    n.migrate_to = false;
                 }
                 cs.mark_dirty();
                 cs.update_state();
@@ -503,9 +599,7 @@ fn role_switch(cs: &mut ClusterState, hdr: &Header) {
                     .node(&hdr.sender)
                     .is_some_and(|n| n.master.as_deref() != Some(&*master_id));
                 if changed {
-                    if let Some(n) = cs.node_mut(&hdr.sender) {
-                        n.master = Some(master_id);
-                    }
+                    cs.set_master_of(&hdr.sender, Some(master_id));
                     cs.mark_dirty();
                 }
             }
@@ -555,7 +649,10 @@ fn slots_config(node: &mut NodeState, hdr: &Header, fx: &mut Effects) {
 /// `epoch`; every claimed slot whose owner has an older epoch (or none)
 /// moves to it, unless this node is importing it. If that leaves our
 /// shard's master without slots, this node follows the sender as a
-/// replica; keys of slots this node lost are deleted.
+/// replica (with `cluster-allow-replica-migration no`, only when the
+/// sender took exactly our slots: a failover, not a resharding); a
+/// replica whose master became a replica follows that one's master.
+/// Otherwise the keys of slots this node lost are deleted.
 pub fn update_slots_config_with(
     node: &mut NodeState,
     sender: &str,
@@ -575,9 +672,11 @@ pub fn update_slots_config_with(
         cs.me().master.clone()
     };
     let mut lost_with_keys = Vec::new();
-    let mut took_our_slots = false;
+    let mut sender_slots = 0usize;
+    let mut migrated_our_slots = 0usize;
     let mut changed = false;
     for slot in slots.iter() {
+        sender_slots += 1;
         let owner = cs.owner(slot).cloned();
         if owner.as_deref() == Some(sender) || cs.importing.contains_key(&slot) {
             continue;
@@ -593,32 +692,46 @@ pub fn update_slots_config_with(
             lost_with_keys.push(slot);
         }
         if owner.is_some() && owner == cur_master {
-            took_our_slots = true;
+            migrated_our_slots += 1;
         }
         cs.assign(slot, Some(&sender_id));
         changed = true;
     }
-    if !changed {
-        return;
+    if changed {
+        cs.mark_dirty();
+        cs.update_state();
     }
-    cs.mark_dirty();
-    cs.update_state();
     let our_master_is_empty = cur_master
         .as_deref()
         .and_then(|m| cs.node(m))
         .is_some_and(|m| m.numslots() == 0);
-    if took_our_slots && our_master_is_empty {
+    let grandmaster = cs
+        .my_master()
+        .and_then(|m| m.master.clone())
+        .filter(|g| !cs.is_myself(g));
+    if migrated_our_slots > 0
+        && our_master_is_empty
+        && (cs.allow_replica_migration || sender_slots == migrated_our_slots)
+    {
         tracing::warn!(
             master = %sender_id,
             "configuration change detected: reconfiguring myself as a replica"
         );
+        // Keys stay: the resync with the new master replaces them.
         cs.set_my_master(&sender_id);
-    }
-    for slot in lost_with_keys {
-        let keys = node.db.keys_in_slot(slot, usize::MAX);
-        node.db.clear_slot(slot);
-        for key in keys {
-            node.events.touched(&key);
+    } else if let Some(grandmaster) = grandmaster {
+        tracing::warn!(
+            master = %grandmaster,
+            "I'm a sub-replica: reconfiguring myself as a replica of my master's master"
+        );
+        cs.set_my_master(&grandmaster);
+    } else {
+        for slot in lost_with_keys {
+            let keys = node.db.keys_in_slot(slot, usize::MAX);
+            node.db.clear_slot(slot);
+            for key in keys {
+                node.events.touched(&key);
+            }
         }
     }
 }
@@ -658,6 +771,9 @@ fn process_gossip(
                 if !cs.is_myself(&g.id) {
                     if failing {
                         add_failure_report(cs, &g.id, reporter, now);
+                        if mark_failing_if_needed(cs, &g.id, now) {
+                            broadcast_fail(cs, &g.id, &mut fx.send);
+                        }
                     } else {
                         del_failure_report(cs, &g.id, reporter);
                     }
@@ -723,6 +839,34 @@ pub fn del_failure_report(cs: &mut ClusterState, failing: &str, reporter: &NodeI
     if let Some(n) = cs.node_mut(failing) {
         n.fail_reports.retain(|r| r.reporter != *reporter);
     }
+}
+
+/// Redis's `markNodeAsFailingIfNeeded`: a node this one suspects (PFAIL)
+/// becomes FAIL once a majority of the masters serving slots (this one
+/// included, if it is such a master) reported it failing within
+/// node_timeout * 2. True when it just became FAIL: the caller tells
+/// everyone (even a replica does, to spread it faster).
+pub fn mark_failing_if_needed(cs: &mut ClusterState, id: &str, now: i64) -> bool {
+    if !cs.node(id).is_some_and(|n| n.pfail && !n.fail) {
+        return false;
+    }
+    let mut failures = count_failure_reports(cs, id, now);
+    if cs.me().is_master() {
+        failures += 1;
+    }
+    if failures < failover::quorum(cs.size) {
+        return false;
+    }
+    let Some(n) = cs.node_mut(id) else {
+        return false;
+    };
+    n.pfail = false;
+    n.fail = true;
+    n.fail_time_ms = now;
+    tracing::warn!(node = %id, reports = failures, "marking node as failing (quorum reached)");
+    cs.mark_dirty();
+    cs.update_state();
+    true
 }
 
 /// Valid failure reports about `id` (old ones are dropped first), as
@@ -828,17 +972,12 @@ pub fn cron(cs: &mut ClusterState, now: i64, link: &dyn Fn(&str) -> LinkView) ->
         }
     }
 
-    if std::mem::take(&mut cs.broadcast_pong) {
-        let up: Vec<NodeId> = cs
-            .others()
-            .filter(|n| !n.handshake && matches!(link(&n.id), LinkView::Up { .. }))
-            .map(|n| Arc::clone(&n.id))
-            .collect();
-        for id in up {
-            let msg = ping_message(cs, Kind::Pong);
-            plan.send.push((id, msg));
-        }
-    }
+    failover::cron(cs, now, &mut plan.send);
+    super::replica_migration::cron(cs, now);
+
+    pong_everyone_if_asked(cs, &mut plan.send, |id| {
+        matches!(link(id), LinkView::Up { .. })
+    });
     if state_changed {
         cs.mark_dirty();
     }
@@ -847,12 +986,7 @@ pub fn cron(cs: &mut ClusterState, now: i64, link: &dyn Fn(&str) -> LinkView) ->
 }
 
 fn send_ping(cs: &mut ClusterState, id: &NodeId, now: i64, plan: &mut CronPlan) {
-    if let Some(n) = cs.node_mut(id) {
-        if n.ping_sent_ms == 0 {
-            n.ping_sent_ms = now;
-        }
-    }
-    let msg = ping_message(cs, Kind::Ping);
+    let msg = ping_to(cs, id, now);
     plan.send.push((Arc::clone(id), msg));
 }
 

@@ -2,16 +2,20 @@
 //! serves each slot, epochs, and the slots being migrated. Commands check
 //! here that this node serves their keys ([`ClusterState::check_request`]);
 //! the cluster bus ([`gossip`] for the logic, `node::bus` for the sockets)
-//! keeps it in agreement with the other nodes; [`nodes_conf`] writes it to
-//! `nodes-<port>.conf` and reads it back.
+//! keeps it in agreement with the other nodes; [`failover`] replaces a
+//! failed master by a replica (and runs CLUSTER FAILOVER);
+//! [`replica_migration`] moves a spare replica to a master left without
+//! one; [`nodes_conf`] writes it to `nodes-<port>.conf` and reads it back.
 //!
 //! The structure follows Redis's `clusterState`: a table of nodes (this one
 //! included), an owner per slot, and each master's slot bitmap, kept in
 //! step by [`ClusterState::set_owner`] so that comparing a gossiped claim
 //! with what we know is a bitmap compare.
 
+pub mod failover;
 pub mod gossip;
 pub mod nodes_conf;
+pub mod replica_migration;
 pub mod slots;
 
 use std::collections::BTreeMap;
@@ -38,6 +42,9 @@ pub const BLACKLIST_TTL_MS: i64 = 60_000;
 /// serves again (Redis's CLUSTER_{MIN,MAX}_REJOIN_DELAY).
 const MIN_REJOIN_DELAY_MS: i64 = 500;
 const MAX_REJOIN_DELAY_MS: i64 = 5000;
+/// How long a master restarted into a cluster waits before it serves
+/// (Redis's CLUSTER_WRITABLE_DELAY).
+const WRITABLE_DELAY_MS: i64 = 2000;
 
 /// A fresh random node id.
 pub fn random_node_id() -> NodeId {
@@ -103,6 +110,19 @@ pub struct ClusterNode {
     pub noaddr: bool,
     /// Other masters' reports that it is failing.
     pub fail_reports: Vec<FailReport>,
+    /// Unix ms this node (a master) last gave its vote to one of this
+    /// master's replicas (Redis's `voted_time`): at most one vote per
+    /// master every node_timeout * 2.
+    pub voted_time_ms: i64,
+    /// It never fails over its master by itself
+    /// (`cluster-replica-no-failover`); it does not compete in elections.
+    pub nofailover: bool,
+    /// A master meant to have replicas (Redis's MIGRATE_TO): it has or had
+    /// one, or replaced a master. Left without a working replica, it is
+    /// orphaned and a spare replica may migrate to it.
+    pub migrate_to: bool,
+    /// Unix ms since it has been orphaned (0: it is not).
+    pub orphaned_since_ms: i64,
     /// The slots it serves (kept in step with the owner table).
     slots: SlotBitmap,
     numslots: usize,
@@ -132,6 +152,10 @@ impl ClusterNode {
             meet: false,
             noaddr: false,
             fail_reports: Vec::new(),
+            voted_time_ms: 0,
+            nofailover: false,
+            migrate_to: false,
+            orphaned_since_ms: 0,
             slots: SlotBitmap::new(),
             numslots: 0,
         }
@@ -179,6 +203,9 @@ impl ClusterNode {
         }
         if self.noaddr {
             bits |= f::NOADDR;
+        }
+        if self.nofailover {
+            bits |= f::NOFAILOVER;
         }
         bits
     }
@@ -240,7 +267,33 @@ pub struct ClusterState {
     pub broadcast_pong: bool,
     /// Where the configuration is saved (none in unit tests).
     pub conf_file: Option<Arc<nodes_conf::ConfigFile>>,
+    /// Always updated with `send_replace`: `send` drops the value while
+    /// nobody subscribes, as when the state is loaded at start.
     master_tx: watch::Sender<Option<MasterAddr>>,
+    /// The election this replica runs, or last ran, to replace its master.
+    pub election: failover::Election,
+    /// A manual failover (CLUSTER FAILOVER) in progress, on either side.
+    pub manual: failover::ManualFailover,
+    /// `cluster-replica-validity-factor`: a replica whose link to its master
+    /// has been down for longer than node_timeout times this (plus the
+    /// replication ping period) does not fail over by itself; 0: always
+    /// may.
+    pub replica_validity_factor: u64,
+    /// `cluster-allow-replica-migration`: a master left without slots
+    /// because some of them moved elsewhere follows their new owner as a
+    /// replica, and a spare replica moves to an orphaned master.
+    pub allow_replica_migration: bool,
+    /// `cluster-migration-barrier`: a replica migrates only if its master
+    /// keeps more than this many working replicas.
+    pub migration_barrier: u64,
+    /// Unix ms replication last heard from our master (the link's last
+    /// interaction, or when it went down); `None` while replication has not
+    /// said (the data then counts as fresh).
+    master_link_seen_ms: Option<i64>,
+    /// A master restarted into a cluster keeps `cluster_state:fail` until
+    /// this Unix ms, so that the others can tell it about a failover first
+    /// (Redis's CLUSTER_WRITABLE_DELAY).
+    rejoin_hold_until_ms: i64,
 }
 
 impl ClusterState {
@@ -271,6 +324,13 @@ impl ClusterState {
             broadcast_pong: false,
             conf_file: None,
             master_tx,
+            election: failover::Election::default(),
+            manual: failover::ManualFailover::default(),
+            replica_validity_factor: failover::DEFAULT_VALIDITY_FACTOR,
+            allow_replica_migration: true,
+            migration_barrier: replica_migration::DEFAULT_BARRIER,
+            master_link_seen_ms: None,
+            rejoin_hold_until_ms: 0,
         };
         state.update_state();
         state
@@ -349,6 +409,56 @@ impl ClusterState {
         self.master_tx.subscribe()
     }
 
+    /// Replication's hook: this node's replication offset (a master's
+    /// offset, or what a replica has processed). Elections rank replicas
+    /// by it and a manual failover waits until it reaches the master's.
+    /// It must be updated under the node lock with each write it counts.
+    pub fn set_my_repl_offset(&mut self, offset: u64) {
+        self.me.repl_offset = offset;
+    }
+
+    /// Replication's hook: the link to our master is alive at `now_ms`
+    /// (call it on every interaction; when the link goes down, stop
+    /// calling). The data age `cluster-replica-validity-factor` checks is
+    /// measured from the last call.
+    pub fn note_master_link_alive(&mut self, now_ms: i64) {
+        self.master_link_seen_ms = Some(now_ms);
+    }
+
+    /// How long ago replication last heard from our master, in ms; 0 while
+    /// replication has not said.
+    pub fn master_data_age_ms(&self, now_ms: i64) -> i64 {
+        self.master_link_seen_ms
+            .map_or(0, |seen| (now_ms - seen).max(0))
+    }
+
+    /// The server's hook: while a manual failover pauses this master's
+    /// client writes, the Unix ms the pause ends at the latest (it ends
+    /// earlier when the failover completes or is abandoned). Commands that
+    /// write wait meanwhile, as Redis's `pauseActions` makes them, so the
+    /// replication offset the replica must reach stays put.
+    pub fn client_writes_paused_until(&self, now_ms: i64) -> Option<i64> {
+        (self.manual.pause_until_ms > now_ms).then_some(self.manual.pause_until_ms)
+    }
+
+    /// `cluster-replica-no-failover`: this node (as a replica) never starts
+    /// an election by itself; manual failovers still work.
+    pub fn set_replica_no_failover(&mut self, on: bool) {
+        if self.me.nofailover != on {
+            self.me.nofailover = on;
+            self.mark_dirty();
+        }
+    }
+
+    /// This node restarted into a cluster it knows: as a master, it keeps
+    /// `cluster_state:fail` for a moment, long enough to learn whether a
+    /// replica replaced it meanwhile.
+    pub fn hold_state_after_restart(&mut self, now_ms: i64) {
+        if self.known_nodes() > 1 {
+            self.rejoin_hold_until_ms = now_ms + WRITABLE_DELAY_MS;
+        }
+    }
+
     /// Wakes whoever saves the configuration file.
     pub fn save_notify(&self) -> Arc<Notify> {
         Arc::clone(&self.save_notify)
@@ -413,6 +523,8 @@ impl ClusterState {
                 n.master = None;
             }
         }
+        // A replica that goes leaves its master.
+        self.set_master_of(id, None);
         self.others.remove(id);
         self.mark_dirty();
         self.update_state();
@@ -452,6 +564,26 @@ impl ClusterState {
         self.mark_dirty();
     }
 
+    /// Sets `id`'s master (Redis's `clusterNodeRemoveSlave` and
+    /// `clusterNodeAddSlave`): a master with a replica is meant to have
+    /// one (MIGRATE_TO), until its last replica leaves.
+    pub fn set_master_of(&mut self, id: &str, master: Option<NodeId>) {
+        let Some(n) = self.node_mut(id) else { return };
+        let old = std::mem::replace(&mut n.master, master.clone());
+        if old == master {
+            return;
+        }
+        if let Some(old) = old {
+            let alone = self.replicas_of(&old).is_empty();
+            if let Some(m) = self.node_mut(&old).filter(|_| alone) {
+                m.migrate_to = false;
+            }
+        }
+        if let Some(m) = master.and_then(|m| self.node_mut(&m)) {
+            m.migrate_to = true;
+        }
+    }
+
     /// A node says it is a master (Redis's `clusterSetNodeAsMaster`).
     pub fn set_node_as_master(&mut self, id: &str) {
         let me = self.is_myself(id);
@@ -460,9 +592,13 @@ impl ClusterState {
             return;
         }
         n.role = Role::Master;
-        n.master = None;
+        // A replica that took over is meant to have replicas in turn.
+        if n.master.is_some() && !me {
+            n.migrate_to = true;
+        }
+        self.set_master_of(id, None);
         if me {
-            let _ = self.master_tx.send(None);
+            self.master_tx.send_replace(None);
         }
         self.mark_dirty();
         self.update_state();
@@ -482,11 +618,14 @@ impl ClusterState {
         };
         if self.me.role != Role::Replica {
             self.me.role = Role::Replica;
+            self.me.migrate_to = false;
             self.migrating.clear();
             self.importing.clear();
         }
-        self.me.master = Some(Arc::clone(&addr.id));
-        let _ = self.master_tx.send(Some(addr));
+        let me = Arc::clone(&self.myself);
+        self.set_master_of(&me, Some(Arc::clone(&addr.id)));
+        self.master_tx.send_replace(Some(addr));
+        failover::reset_manual_failover(self);
         self.mark_dirty();
         self.update_state();
     }
@@ -498,7 +637,7 @@ impl ClusterState {
             ip: m.ip.clone(),
             port: m.port,
         });
-        let _ = self.master_tx.send(addr);
+        self.master_tx.send_replace(addr);
     }
 
     /// The greatest config epoch known, or the current epoch if greater.
@@ -546,11 +685,13 @@ impl ClusterState {
     pub fn reset(&mut self, hard: bool) {
         if self.me.role != Role::Master {
             self.me.role = Role::Master;
-            self.me.master = None;
-            let _ = self.master_tx.send(None);
+            let me = Arc::clone(&self.myself);
+            self.set_master_of(&me, None);
+            self.master_tx.send_replace(None);
         }
         self.migrating.clear();
         self.importing.clear();
+        failover::reset_manual_failover(self);
         self.set_owners(0..SLOT_COUNT as u16, None);
         let ids: Vec<NodeId> = self.others.keys().cloned().collect();
         for id in ids {
@@ -600,6 +741,10 @@ impl ClusterState {
             }
         }
         if let Some(new) = owner {
+            // A master's first slot, while others have replicas: it is
+            // meant to have some too (Redis's clusterNodeSetSlotBit).
+            let first = self.node(new).is_some_and(|n| n.numslots == 0);
+            let meant_for_replicas = first && self.nodes().any(|n| n.master.is_some());
             let new_node = if **new == *self.myself {
                 Some(&mut self.me)
             } else {
@@ -608,6 +753,7 @@ impl ClusterState {
             if let Some(n) = new_node {
                 if n.slots.insert(slot) {
                     n.numslots += 1;
+                    n.migrate_to |= meant_for_replicas;
                 }
             }
         }
@@ -647,8 +793,9 @@ impl ClusterState {
     /// sees a majority of the masters that serve slots. A master that was
     /// in a minority waits a little before serving again.
     ///
-    /// Unlike Redis, a master does not wait 2 s after start before its
-    /// state may turn ok.
+    /// Like Redis, a master restarted into a cluster waits 2 s before its
+    /// state may turn ok ([`ClusterState::hold_state_after_restart`]);
+    /// unlike Redis, a new node does not (its first slots serve at once).
     pub fn update_state(&mut self) {
         let now = unix_ms();
         let mut ok = true;
@@ -679,6 +826,9 @@ impl ClusterState {
             }
         }
         if ok != self.state_ok {
+            if ok && self.me.is_master() && now < self.rejoin_hold_until_ms {
+                return;
+            }
             let rejoin_delay =
                 (self.node_timeout_ms as i64).clamp(MIN_REJOIN_DELAY_MS, MAX_REJOIN_DELAY_MS);
             if ok

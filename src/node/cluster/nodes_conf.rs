@@ -48,6 +48,9 @@ fn flags_text(cs: &ClusterState, n: &ClusterNode) -> String {
     if n.noaddr {
         words.push("noaddr");
     }
+    if n.nofailover {
+        words.push("nofailover");
+    }
     if words.is_empty() {
         "noflags".into()
     } else {
@@ -355,9 +358,9 @@ pub fn load(
     }
     for l in &lines {
         let id: NodeId = l.id.as_str().into();
-        if let Some(node) = cs.node_mut(&id) {
-            node.master = l.master.as_deref().map(Into::into);
-            if node.master.is_some() {
+        if let Some(master) = &l.master {
+            cs.set_master_of(&id, Some(master.as_str().into()));
+            if let Some(node) = cs.node_mut(&id) {
                 node.role = Role::Replica;
             }
         }
@@ -559,6 +562,22 @@ vars currentEpoch 6 lastVoteEpoch 2
         assert!(cs.importing.contains_key(&6000));
         assert_eq!(cs.slots_assigned(), 5461 + 5463);
         assert!(!cs.state_ok, "slots 10923-16382 are not covered");
+        assert!(cs.me().migrate_to, "a master with a replica");
+        assert!(cs.subscribe_master().borrow().is_none());
+    }
+
+    #[test]
+    fn a_replica_loaded_knows_whom_to_replicate() {
+        let me = "940bbbd24fd9516e9a9fb15fa7c55038ba81dc76";
+        let text = FILE.replace(" myself,master ", " master ").replace(
+            &format!("{me} 127.0.0.1:21006@31006 slave"),
+            &format!("{me} 127.0.0.1:21006@31006 myself,slave"),
+        );
+        let cs = load(&text, &addr(), true).unwrap();
+        assert_eq!(&*cs.myself, me);
+        let follows = cs.subscribe_master().borrow().clone().unwrap();
+        assert_eq!(&*follows.id, "4bc6ad2a2e8c2ddd80c16529b5aba02377fc02cf");
+        assert_eq!(follows.port, 21001);
     }
 
     #[test]

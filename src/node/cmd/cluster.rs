@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Args, CmdError, CmdResult, Ctx, Handler, Outcome};
 use crate::cluster::{SLOT_COUNT, key_slot};
-use crate::node::cluster::{ClusterNode, ClusterState, NodeId, gossip, nodes_conf};
+use crate::node::cluster::{ClusterNode, ClusterState, NodeId, failover, gossip, nodes_conf};
 use crate::resp::encode;
 
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -19,6 +19,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("cluster|countkeysinslot", countkeysinslot),
     ("cluster|delslots", delslots),
     ("cluster|delslotsrange", delslotsrange),
+    ("cluster|failover", failover_cmd),
     ("cluster|flushslots", flushslots),
     ("cluster|forget", forget),
     ("cluster|getkeysinslot", getkeysinslot),
@@ -493,6 +494,23 @@ fn count_failure_reports(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     };
     let n = gossip::count_failure_reports(cs, &id, now);
     ctx.int(n as i64)
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER], run on a replica: see
+/// `node::cluster::failover` for what each form does. OK means it started;
+/// the roles change within moments (or, for the default form, within 5 s
+/// if at all), as with Redis.
+fn failover_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let mode = match args.len() {
+        2 => failover::Mode::Default,
+        3 if args.is(2, "force") => failover::Mode::Force,
+        3 if args.is(2, "takeover") => failover::Mode::Takeover,
+        3 => return Err(CmdError::SYNTAX),
+        _ => return Err(syntax_error(args)),
+    };
+    let now = ctx.now_ms();
+    failover::start_manual(&mut ctx.node.cluster, mode, now).map_err(CmdError::fixed)?;
+    ctx.ok()
 }
 
 /// One node of a CLUSTER SLOTS range: `[ip, port, id, {}]` (the map holds

@@ -25,7 +25,7 @@ pub mod zsets;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -55,6 +55,9 @@ pub enum Outcome {
     Async(Pin<Box<dyn Future<Output = Bytes> + Send>>),
     /// The reply is in `ctx.out`; close the connection after writing it.
     Close,
+    /// Not run: writes are paused (a manual failover). Run the same request
+    /// again at `until`, as Redis's `blockPostponeClient` does.
+    Postponed { until: Instant },
 }
 
 pub type CmdResult = Result<Outcome, CmdError>;
@@ -207,6 +210,27 @@ fn check_context(client: &ClientState, spec: &'static CommandSpec) -> Result<(),
     Ok(())
 }
 
+/// How often a request postponed by paused writes is tried again, in ms.
+const POSTPONE_POLL_MS: i64 = 10;
+
+/// True for what paused writes hold back (Redis's
+/// `is_may_replicate_command`): a write, or an EXEC with a write queued.
+/// Commands EXEC runs were held back with it.
+fn may_replicate(client: &ClientState, spec: &'static CommandSpec) -> bool {
+    if client.in_exec {
+        return false;
+    }
+    if spec.has_flag(flags::WRITE) {
+        return true;
+    }
+    spec.name == "exec"
+        && client.multi.as_ref().is_some_and(|tx| {
+            tx.queued
+                .iter()
+                .any(|req| command::lookup(req).is_ok_and(|s| s.has_flag(flags::WRITE)))
+        })
+}
+
 /// Runs one request: table lookup, cluster check, MULTI queueing, the
 /// handler, and the notifications for written keys. The reply (or error)
 /// is appended to `ctx.out`, except for the `Block` and `Async` outcomes.
@@ -243,6 +267,15 @@ pub fn execute(
             client.flag_multi_error();
             encode::error(out, e.text());
             return Outcome::Done;
+        }
+    }
+    if let Some(until) = node.cluster.client_writes_paused_until(now_ms) {
+        if may_replicate(client, spec) {
+            // Retried often: the pause ends early when the failover does.
+            let wait = (until - now_ms).clamp(1, POSTPONE_POLL_MS);
+            return Outcome::Postponed {
+                until: Instant::now() + Duration::from_millis(wait as u64),
+            };
         }
     }
     let Some(handler) = handlers().get(spec.name).copied() else {

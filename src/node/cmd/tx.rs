@@ -159,6 +159,8 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
             Outcome::Done => {}
             Outcome::Close => close = true,
             Outcome::Block { timeout_reply, .. } => ctx.out.extend_from_slice(timeout_reply),
+            // Never: paused writes hold back the EXEC, not what it runs.
+            Outcome::Postponed { .. } => {}
             Outcome::Async(_) => encode::error(
                 ctx.out,
                 &format!(
@@ -243,6 +245,38 @@ mod tests {
                 expires_at: Some(expires_at),
             },
         );
+    }
+
+    /// Runs one command and returns its outcome.
+    fn outcome(shared: &Arc<Shared>, c: &mut ClientState, args: &[&str]) -> super::Outcome {
+        let mut out = bytes::BytesMut::new();
+        let mut node = shared.lock();
+        let req = crate::resp::Request::from_args(args);
+        super::super::execute(&mut node, c, shared, &mut out, &req, NOW)
+    }
+
+    #[test]
+    fn paused_writes_hold_back_writes_and_exec_with_writes_only() {
+        let shared = node();
+        let mut c = ClientState::new(1, None);
+        let postponed = |o: &super::Outcome| matches!(o, super::Outcome::Postponed { .. });
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        run(&shared, &mut c, NOW, &["SET", "k", "v"]);
+        shared.lock().cluster.manual.pause_until_ms = NOW + 1000;
+        assert!(postponed(&outcome(&shared, &mut c, &["EXEC"])));
+        assert!(!postponed(&outcome(&shared, &mut c, &["DISCARD"])));
+        assert!(postponed(&outcome(&shared, &mut c, &["SET", "k", "v"])));
+        assert!(postponed(&outcome(&shared, &mut c, &["DEL", "k"])));
+        assert!(!postponed(&outcome(&shared, &mut c, &["GET", "k"])));
+        run(&shared, &mut c, NOW, &["MULTI"]);
+        run(&shared, &mut c, NOW, &["GET", "k"]);
+        assert!(
+            !postponed(&outcome(&shared, &mut c, &["EXEC"])),
+            "reads only"
+        );
+        // The pause is over (the failover ended): the write runs.
+        shared.lock().cluster.manual.pause_until_ms = NOW;
+        assert_eq!(run(&shared, &mut c, NOW, &["SET", "k", "v"]), "+OK\r\n");
     }
 
     #[test]

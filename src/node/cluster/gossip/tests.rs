@@ -154,6 +154,7 @@ impl Sim {
         }
     }
 
+    #[track_caller]
     fn run_until(&mut self, max_ticks: usize, mut done: impl FnMut(&mut Sim) -> bool) -> usize {
         for t in 0..max_ticks {
             if done(self) {
@@ -360,7 +361,7 @@ fn a_master_that_loses_every_slot_follows_the_new_owner() {
 }
 
 #[test]
-fn a_silent_node_is_suspected_and_cleared_when_it_answers() {
+fn a_silent_master_is_suspected_then_failed_by_the_majority_then_cleared() {
     let mut sim = Sim::new(3);
     assign_thirds(&mut sim);
     for i in 1..3 {
@@ -369,15 +370,42 @@ fn a_silent_node_is_suspected_and_cleared_when_it_answers() {
     sim.run_until(40, |s| s.agreed());
     sim.down.insert(2);
     let id = sim.id(2);
-    // node_timeout is 2 s: PFAIL well within 5 s.
+    // node_timeout is 2 s: suspected well within 5 s...
     sim.run_until(50, |s| {
-        s.nodes[0].cluster.node(&id).is_some_and(|n| n.pfail)
+        s.nodes[0]
+            .cluster
+            .node(&id)
+            .is_some_and(|n| n.pfail || n.fail)
     });
-    let info = sim.nodes[0].cluster.info_text();
-    assert!(info.contains("cluster_slots_pfail:5461"), "{info}");
+    // ...and failed once both live masters (a majority of 3) suspect it:
+    // node 1's report plus node 0's own view.
+    sim.run_until(20, |s| {
+        (0..2).all(|i| {
+            s.nodes[i]
+                .cluster
+                .node(&id)
+                .is_some_and(|n| n.fail && !n.pfail)
+        })
+    });
+    for i in 0..2 {
+        let cs = &sim.nodes[i].cluster;
+        let info = cs.info_text();
+        assert!(info.contains("cluster_slots_fail:5461"), "{info}");
+        assert!(!cs.state_ok, "a slot without a live master: {info}");
+    }
+    let fail_kind = Kind::Fail as usize;
+    let fails_sent: u64 = (0..2)
+        .map(|i| sim.nodes[i].cluster.stats.sent[fail_kind])
+        .sum();
+    assert!(fails_sent > 0, "FAIL is broadcast");
+    // Back, still serving its slots and replaced by nobody: FAIL is lifted
+    // once node_timeout * 2 has passed since it was set.
     sim.down.remove(&2);
-    sim.run_until(50, |s| {
-        s.nodes[0].cluster.node(&id).is_some_and(|n| !n.pfail)
+    sim.run_until(80, |s| {
+        (0..3).all(|i| {
+            let cs = &s.nodes[i].cluster;
+            cs.state_ok && cs.node(&id).is_some_and(|n| !n.pfail && !n.fail)
+        })
     });
 }
 
@@ -470,4 +498,280 @@ fn an_entry_answered_by_another_node_loses_its_address() {
         sim.tick();
     }
     assert!(!sim.links.contains(&(0, "e".repeat(40))));
+}
+
+/// Three masters (0, 1, 2) with one replica each (3, 4, 5), agreed.
+fn shards() -> Sim {
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    for i in 3..6 {
+        sim.cs(i).me_mut().config_epoch = i as u64 + 1;
+        sim.cs(i).current_epoch = i as u64 + 1;
+    }
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    for i in 3..6 {
+        let master = sim.id(i - 3);
+        sim.cs(i).set_my_master(&master);
+    }
+    sim.run_until(40, |s| {
+        (0..6).all(|i| {
+            (3..6).all(|r| {
+                let id = s.id(r);
+                s.nodes[i]
+                    .cluster
+                    .node(&id)
+                    .is_some_and(ClusterNode::is_replica)
+            })
+        })
+    });
+    sim
+}
+
+/// Every live node sees `replica` as a replica of `master`.
+fn all_see_replica(sim: &Sim, replica: &str, master: &str) -> bool {
+    (0..sim.nodes.len())
+        .filter(|i| !sim.down.contains(i))
+        .all(|i| {
+            sim.nodes[i]
+                .cluster
+                .node(replica)
+                .is_some_and(|n| n.is_replica() && n.master.as_deref() == Some(master))
+        })
+}
+
+/// Every live node sees `id` as a master serving `slots` slots.
+fn all_see_master(sim: &Sim, id: &str, slots: usize) -> bool {
+    (0..sim.nodes.len())
+        .filter(|i| !sim.down.contains(i))
+        .all(|i| {
+            sim.nodes[i]
+                .cluster
+                .node(id)
+                .is_some_and(|n| n.is_master() && n.numslots() == slots)
+        })
+}
+
+#[test]
+fn a_failed_master_is_replaced_by_its_replica_everywhere() {
+    let mut sim = shards();
+    let (old, new) = (sim.id(0), sim.id(3));
+    let epoch_before = sim.nodes[3].cluster.current_epoch;
+    sim.down.insert(0);
+    // Failure detection (2 s), FAIL, the election delay and the vote.
+    let ticks = sim.run_until(80, |s| {
+        all_see_master(s, &new, 5461) && (1..6).all(|i| s.nodes[i].cluster.state_ok)
+    });
+    assert!(ticks <= 50, "took {ticks} ticks");
+    let cs = &sim.nodes[3].cluster;
+    assert!(
+        cs.me().config_epoch > epoch_before,
+        "promoted under a new epoch"
+    );
+    assert_eq!(cs.me().config_epoch, cs.election.auth_epoch);
+    for i in 1..6 {
+        let cs = &sim.nodes[i].cluster;
+        assert!(cs.node(&old).is_some_and(|n| n.fail), "node {i}");
+        assert_eq!(cs.owner(0).map(|o| o.to_string()), Some(new.clone()));
+    }
+    // The old master comes back: it learns the newer epoch and follows its
+    // replacement, and everyone clears its FAIL flag.
+    sim.down.remove(&0);
+    sim.run_until(60, |s| {
+        (0..6).all(|i| {
+            let cs = &s.nodes[i].cluster;
+            cs.state_ok
+                && cs.node(&old).is_some_and(|n| {
+                    n.is_replica() && !n.fail && n.master.as_deref() == Some(new.as_str())
+                })
+        })
+    });
+    assert_eq!(sim.nodes[0].cluster.me().numslots(), 0);
+    assert!(all_see_master(&sim, &new, 5461));
+    // Replication is told to follow the new master, and stops on it.
+    let follows = sim.nodes[0].cluster.subscribe_master().borrow().clone();
+    assert_eq!(follows.map(|m| m.id.to_string()), Some(new.clone()));
+    assert!(sim.nodes[3].cluster.subscribe_master().borrow().is_none());
+}
+
+#[test]
+fn manual_failover_swaps_roles_in_every_form() {
+    let mut sim = shards();
+    let (a, b) = (sim.id(1), sim.id(4));
+    let now = sim.now;
+    // Default: MFSTART, the master pauses writes and sends its offset,
+    // the replica (at the same offset) wins a forced-ack election.
+    failover::start_manual(sim.cs(4), failover::Mode::Default, now).unwrap();
+    sim.run_until(30, |s| {
+        all_see_master(s, &b, 5462) && all_see_replica(s, &a, &b)
+    });
+    // (The pause itself is over within the tick: the unit tests check it.)
+    assert_eq!(
+        sim.nodes[1].cluster.stats.received[Kind::MfStart as usize],
+        1
+    );
+    assert!(
+        sim.nodes[1]
+            .cluster
+            .client_writes_paused_until(sim.now)
+            .is_none()
+    );
+    assert!(sim.nodes[1].cluster.me().is_replica());
+    // FORCE back: an election without the master's agreement.
+    let now = sim.now;
+    failover::start_manual(sim.cs(1), failover::Mode::Force, now).unwrap();
+    sim.run_until(30, |s| {
+        all_see_master(s, &a, 5462) && all_see_replica(s, &b, &a)
+    });
+    // TAKEOVER: no election at all.
+    let votes_before: u64 = (0..6)
+        .map(|i| sim.nodes[i].cluster.stats.sent[Kind::FailoverAuthAck as usize])
+        .sum();
+    let now = sim.now;
+    failover::start_manual(sim.cs(4), failover::Mode::Takeover, now).unwrap();
+    assert!(sim.nodes[4].cluster.me().is_master(), "at once");
+    sim.run_until(30, |s| {
+        all_see_master(s, &b, 5462) && all_see_replica(s, &a, &b)
+    });
+    let votes_after: u64 = (0..6)
+        .map(|i| sim.nodes[i].cluster.stats.sent[Kind::FailoverAuthAck as usize])
+        .sum();
+    assert_eq!(votes_before, votes_after, "TAKEOVER asks nobody");
+    // One owner per slot, everywhere.
+    assert!(sim.agreed());
+}
+
+#[test]
+fn a_manual_failover_waits_for_the_replica_to_catch_up() {
+    let mut sim = shards();
+    let b = sim.id(4);
+    sim.cs(1).set_my_repl_offset(1000);
+    sim.cs(4).set_my_repl_offset(900);
+    let now = sim.now;
+    failover::start_manual(sim.cs(4), failover::Mode::Default, now).unwrap();
+    for _ in 0..20 {
+        sim.tick();
+    }
+    assert_eq!(sim.nodes[4].cluster.manual.master_offset, Some(1000));
+    assert!(!sim.nodes[4].cluster.manual.can_start);
+    assert!(
+        sim.nodes[4].cluster.me().is_replica(),
+        "behind: no failover"
+    );
+    assert!(
+        sim.nodes[1]
+            .cluster
+            .client_writes_paused_until(sim.now)
+            .is_some()
+    );
+    // Replication catches up: the failover goes ahead.
+    sim.cs(4).set_my_repl_offset(1000);
+    sim.run_until(20, |s| all_see_master(s, &b, 5462));
+    // Past its 5 s, an unfinished manual failover is dropped on both sides.
+    let now = sim.now;
+    sim.cs(1).set_my_repl_offset(5);
+    failover::start_manual(sim.cs(1), failover::Mode::Default, now).unwrap();
+    sim.run_until(70, |s| {
+        s.nodes[1].cluster.manual.end_ms == 0 && s.nodes[4].cluster.manual.end_ms == 0
+    });
+    assert!(
+        sim.nodes[4]
+            .cluster
+            .client_writes_paused_until(sim.now)
+            .is_none()
+    );
+    assert!(sim.nodes[1].cluster.me().is_replica());
+}
+
+#[test]
+fn a_spare_replica_migrates_to_an_orphaned_master() {
+    // Masters 0, 1, 2; replicas 3 and 4 of master 0, 5 of master 1.
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    for i in 3..6 {
+        sim.cs(i).me_mut().config_epoch = i as u64 + 1;
+        sim.cs(i).current_epoch = i as u64 + 1;
+    }
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let (m0, m1) = (sim.id(0), sim.id(1));
+    for (r, m) in [(3, &m0), (4, &m0), (5, &m1)] {
+        sim.cs(r).set_my_master(m);
+    }
+    sim.run_until(40, |s| {
+        all_see_replica(s, &s.id(3), &m0)
+            && all_see_replica(s, &s.id(4), &m0)
+            && all_see_replica(s, &s.id(5), &m1)
+    });
+    // Master 1 loses its only replica: after its FAIL and 5 s, the replica
+    // of master 0 with the smaller id moves over; master 2, never meant to
+    // have replicas, gets none.
+    sim.down.insert(5);
+    let mover = if sim.id(3) < sim.id(4) { 3 } else { 4 };
+    let stayer = 7 - mover;
+    let ticks = sim.run_until(150, |s| {
+        let (r, m) = (s.id(mover), s.id(1));
+        all_see_replica(s, &r, &m)
+    });
+    assert!(ticks >= 50, "waited 5 s first ({ticks} ticks)");
+    assert!(sim.nodes[stayer].cluster.me().master.as_deref() == Some(m0.as_str()));
+    let m2 = sim.id(2);
+    assert!(sim.nodes[0].cluster.replicas_of(&m2).is_empty());
+}
+
+#[test]
+fn no_replica_migration_when_it_is_off() {
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let (m0, m1) = (sim.id(0), sim.id(1));
+    for (r, m) in [(3, &m0), (4, &m0), (5, &m1)] {
+        sim.cs(r).set_my_master(m);
+        sim.cs(r).allow_replica_migration = false;
+    }
+    sim.run_until(40, |s| all_see_replica(s, &s.id(5), &m1));
+    sim.down.insert(5);
+    for _ in 0..120 {
+        sim.tick();
+    }
+    for r in [3, 4] {
+        assert_eq!(
+            sim.nodes[r].cluster.me().master.as_deref(),
+            Some(m0.as_str())
+        );
+    }
+}
+
+#[test]
+fn the_most_up_to_date_replica_wins_and_its_sibling_follows_it() {
+    // Masters 0, 1, 2; replicas 3 and 4 of master 0, 5 of master 1.
+    let mut sim = Sim::new(6);
+    assign_thirds(&mut sim);
+    for i in 1..6 {
+        sim.meet(i, 0);
+    }
+    sim.run_until(40, |s| s.agreed());
+    let (m0, m1) = (sim.id(0), sim.id(1));
+    for (r, m) in [(3, &m0), (4, &m0), (5, &m1)] {
+        sim.cs(r).set_my_master(m);
+    }
+    // Replica 4 has processed more of the stream than replica 3.
+    sim.cs(3).set_my_repl_offset(50);
+    sim.cs(4).set_my_repl_offset(100);
+    sim.run_until(40, |s| {
+        all_see_replica(s, &s.id(3), &m0) && all_see_replica(s, &s.id(4), &m0)
+    });
+    sim.down.insert(0);
+    let (best, other) = (sim.id(4), sim.id(3));
+    sim.run_until(80, |s| all_see_master(s, &best, 5461));
+    assert_eq!(sim.nodes[3].cluster.election.auth_rank, 1);
+    assert!(!sim.nodes[3].cluster.election.auth_sent, "it never asked");
+    sim.run_until(30, |s| all_see_replica(s, &other, &best));
 }

@@ -3,8 +3,8 @@
 //!
 //! CONFIG GET reports this node's values (its startup settings, its live
 //! state) under Redis's names. CONFIG SET changes what the node can change
-//! at run time (`cluster-require-full-coverage`, the pub/sub class of
-//! `client-output-buffer-limit`) and accepts any setting set to the value
+//! at run time (`cluster-require-full-coverage`, the failover settings,
+//! the pub/sub class of `client-output-buffer-limit`) and accepts any setting set to the value
 //! it already has (`CONFIG SET save ""`); any other change is refused with
 //! a clear error instead of being stored and ignored.
 
@@ -125,6 +125,31 @@ fn set_output_limits(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
 fn set_full_coverage(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     ctx.node.cluster.require_full_coverage = parse_yes_no(value)?;
     ctx.node.cluster.update_state();
+    Ok(())
+}
+
+fn set_validity_factor(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.cluster.replica_validity_factor = value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    Ok(())
+}
+
+fn set_migration_barrier(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.cluster.migration_barrier = value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    Ok(())
+}
+
+fn set_replica_migration(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.cluster.allow_replica_migration = parse_yes_no(value)?;
+    Ok(())
+}
+
+fn set_no_failover(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    let on = parse_yes_no(value)?;
+    ctx.node.cluster.set_replica_no_failover(on);
     Ok(())
 }
 
@@ -320,13 +345,33 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "cluster-replica-no-failover",
-        get: |_| "no".into(),
-        change: Change::Unsupported,
+        get: |c| yes_no(c.node.cluster.me().nofailover),
+        change: Change::Apply(set_no_failover),
     },
     Setting {
         name: "cluster-slave-no-failover",
-        get: |_| "no".into(),
-        change: Change::Unsupported,
+        get: |c| yes_no(c.node.cluster.me().nofailover),
+        change: Change::Apply(set_no_failover),
+    },
+    Setting {
+        name: "cluster-replica-validity-factor",
+        get: |c| c.node.cluster.replica_validity_factor.to_string(),
+        change: Change::Apply(set_validity_factor),
+    },
+    Setting {
+        name: "cluster-slave-validity-factor",
+        get: |c| c.node.cluster.replica_validity_factor.to_string(),
+        change: Change::Apply(set_validity_factor),
+    },
+    Setting {
+        name: "cluster-migration-barrier",
+        get: |c| c.node.cluster.migration_barrier.to_string(),
+        change: Change::Apply(set_migration_barrier),
+    },
+    Setting {
+        name: "cluster-allow-replica-migration",
+        get: |c| yes_no(c.node.cluster.allow_replica_migration),
+        change: Change::Apply(set_replica_migration),
     },
 ];
 
