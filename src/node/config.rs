@@ -23,6 +23,29 @@ pub struct NodeConfig {
     pub require_full_coverage: bool,
     /// The address announced to peers and in redirects (defaults to `bind`).
     pub announce_ip: Option<String>,
+    /// `repl-backlog-size`: stream bytes kept for replicas that reconnect.
+    pub repl_backlog_size: usize,
+}
+
+/// Redis's default `repl-backlog-size` (1mb).
+pub const DEFAULT_REPL_BACKLOG_SIZE: usize = 1024 * 1024;
+
+/// A size as Redis's `memtoull` reads it: bytes, or with k/kb/m/mb/g/gb.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = lower.get(digits.len()..)?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 impl NodeConfig {
@@ -38,6 +61,7 @@ impl NodeConfig {
             node_timeout_ms: 15000,
             require_full_coverage: true,
             announce_ip: None,
+            repl_backlog_size: DEFAULT_REPL_BACKLOG_SIZE,
         }
     }
 
@@ -126,6 +150,15 @@ impl NodeConfig {
             "cluster-node-timeout" => self.node_timeout_ms = number(key, value)?,
             "cluster-require-full-coverage" => self.require_full_coverage = yes_no(key, value)?,
             "cluster-announce-ip" => self.announce_ip = Some(value.to_string()),
+            "repl-backlog-size" => {
+                self.repl_backlog_size = parse_size(value)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| ConfigError {
+                        key: key.into(),
+                        reason: format!("'{value}' is not a valid size"),
+                    })?;
+            }
             "cluster-enabled" => {
                 if !yes_no(key, value)? {
                     return Err(ConfigError {
@@ -175,6 +208,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("1mb"), Some(1024 * 1024));
+        assert_eq!(parse_size("256kb"), Some(256 * 1024));
+        assert_eq!(parse_size("1k"), Some(1000));
+        assert_eq!(parse_size("33554432"), Some(33_554_432));
+        assert_eq!(parse_size("1GB"), Some(1024 * 1024 * 1024));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("1tb"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
     fn port_moves_the_defaults_that_follow_it() {
         let mut c = NodeConfig::for_port(6379);
         c.apply("port", "7001").unwrap();
@@ -203,5 +248,8 @@ mod tests {
         let refused = c.apply("appendonly", "yes").unwrap_err();
         assert!(refused.reason.contains("append-only file"), "{refused}");
         assert!(c.apply("cluster-enabled", "no").is_err());
+        c.apply("repl-backlog-size", "16kb").unwrap();
+        assert_eq!(c.repl_backlog_size, 16 * 1024);
+        assert!(c.apply("repl-backlog-size", "0").is_err());
     }
 }

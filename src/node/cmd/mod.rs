@@ -55,6 +55,9 @@ pub enum Outcome {
     Async(Pin<Box<dyn Future<Output = Bytes> + Send>>),
     /// The reply is in `ctx.out`; close the connection after writing it.
     Close,
+    /// PSYNC or SYNC: after the replies so far, the connection becomes a
+    /// replica's link, fed from the write stream until it ends.
+    ServeReplica(Box<super::replication::master::LinkStart>),
 }
 
 pub type CmdResult = Result<Outcome, CmdError>;
@@ -157,6 +160,7 @@ fn handlers() -> &'static super::db::Map<&'static str, Handler> {
             tx::COMMANDS,
             pubsub::COMMANDS,
             cluster::COMMANDS,
+            super::replication::master::COMMANDS,
         ];
         for list in lists {
             for (name, handler) in list {
@@ -268,6 +272,7 @@ pub fn execute(
         out,
         spec,
     };
+    let offset_before = ctx.node.feed.offset();
     let result = handler(&mut ctx, &args);
     // ASKING holds for exactly one command after it.
     if spec.name != "asking" {
@@ -275,7 +280,7 @@ pub fn execute(
     }
     // Keys the command found expired go out as DELs before the command.
     ctx.node.propagate_expired();
-    match result {
+    let outcome = match result {
         Ok(outcome) => {
             if spec.has_flag(flags::WRITE) && !matches!(outcome, Outcome::Block { .. }) {
                 ctx.node.note_write(spec, req, ctx.client.replaying);
@@ -291,5 +296,11 @@ pub fn execute(
             encode::error(ctx.out, e.text());
             Outcome::Done
         }
+    };
+    // As Redis's `call`: the client's writes reach replicas up to here.
+    let offset = ctx.node.feed.offset();
+    if offset != offset_before {
+        ctx.client.write_offset = offset;
     }
+    outcome
 }
