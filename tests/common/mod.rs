@@ -28,6 +28,7 @@ mod bins;
 mod builtin;
 mod client;
 mod cluster;
+mod digest;
 mod load;
 mod migration;
 mod ports;
@@ -47,6 +48,8 @@ pub use client::{DEFAULT_TIMEOUT, Reply, TestClient, encode_command};
 pub use cluster::{
     BuiltinCluster, BuiltinNode, LonePair, NODE_TIMEOUT_MS, info_field, slot_ranges,
 };
+#[allow(unused_imports)]
+pub use digest::keyspace_digest;
 #[allow(unused_imports)]
 pub use load::{LoadLoop, LoadReport};
 #[allow(unused_imports)]
