@@ -509,3 +509,51 @@ fn info_replication_has_the_fields_of_redis_server() {
     drop(replica);
     drop(master);
 }
+
+/// A replica that stops replicating (CLUSTER RESET makes it a master)
+/// starts a history of its own, keeping its master's as `replid2` up to
+/// its offset, and its master forgets the link; replicating again, it
+/// takes a full sync (its data was dropped).
+#[test]
+fn a_replica_turned_master_starts_a_new_history() {
+    let cluster = BuiltinCluster::start(1, 1);
+    let mut w = cluster.client(0);
+    wait_link_up(&cluster, 1);
+    fill(&mut w, "k", 100);
+    wait_replicated(&mut w);
+    let mut r = cluster.client(1);
+    let before = info(&mut r, "replication");
+    let replid = field(&before, "master_replid");
+    let offset: i64 = field(&before, "slave_repl_offset").parse().unwrap();
+    r.cmd(&["CLUSTER", "RESET", "SOFT"]).expect_ok();
+    let after = info(&mut r, "replication");
+    assert_eq!(field(&after, "role"), "master");
+    eventually(SYNC_TIMEOUT, POLL, || {
+        let after = info(&mut r, "replication");
+        field(&after, "master_replid2") == replid
+    });
+    let after = info(&mut r, "replication");
+    assert_ne!(field(&after, "master_replid"), replid);
+    assert_eq!(
+        field(&after, "second_repl_offset"),
+        (offset + 1).to_string()
+    );
+    eventually(SYNC_TIMEOUT, POLL, || {
+        field(&info(&mut w, "replication"), "connected_slaves") == "0"
+    });
+    // Back as a replica: a full sync brings the data back.
+    let port = cluster.port(0).to_string();
+    r.cmd(&["CLUSTER", "MEET", "127.0.0.1", &port]).expect_ok();
+    let id = cluster.node_id(0);
+    eventually(SYNC_TIMEOUT, POLL, || {
+        cluster
+            .client(1)
+            .cmd(&["CLUSTER", "REPLICATE", &id])
+            .is_ok()
+    });
+    wait_link_up(&cluster, 1);
+    wait_replicated(&mut w);
+    assert_eq!(stat(&mut w, "sync_full"), 2);
+    let mut r = reader(&cluster, 1);
+    assert_eq!(assert_same_keyspace(&mut w, &mut r), 100);
+}

@@ -39,6 +39,9 @@ const CHUNK: usize = 256 * 1024;
 /// How often a link checks its output limits while it waits.
 const LIMIT_CHECK: Duration = Duration::from_millis(250);
 
+/// How long a link waits after new bytes before it takes them.
+const COALESCE: Duration = Duration::from_millis(1);
+
 /// How often the master upkeep runs.
 const CRON_PERIOD: Duration = Duration::from_millis(100);
 
@@ -328,6 +331,9 @@ async fn run_link(
                 if changed.is_err() {
                     return Err(LinkEnd::Closed);
                 }
+                // Let the writes of the moment pile up: one lock and one
+                // send for many, as Redis writes to replicas once per loop.
+                tokio::time::sleep(COALESCE).await;
             }
             n = rd.read_buf(input) => {
                 if n? == 0 {

@@ -68,7 +68,13 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
         }
         "clients" => {
             let stats = &ctx.node.stats;
-            lines.push(("connected_clients", ctx.node.clients.len().to_string()));
+            // Replicas' links are not counted, as in Redis.
+            let clients = ctx
+                .node
+                .clients
+                .len()
+                .saturating_sub(ctx.node.repl.replicas.len());
+            lines.push(("connected_clients", clients.to_string()));
             lines.push(("maxclients", crate::node::server::MAX_CLIENTS.to_string()));
             lines.push(("blocked_clients", stats.blocked_clients.to_string()));
             lines.push(("tracking_clients", "0".into()));
