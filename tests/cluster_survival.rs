@@ -53,7 +53,7 @@ fn check_load(report: &LoadReport, proxy: &Proxy) {
 }
 
 /// The union of every master's keyspace.
-fn cluster_digest(cluster: &RedisCluster) -> BTreeMap<String, String> {
+fn cluster_digest(cluster: &RedisCluster) -> BTreeMap<Vec<u8>, String> {
     let mut all = BTreeMap::new();
     for port in cluster.masters() {
         all.extend(keyspace_digest(&mut cluster.client(port)));

@@ -87,6 +87,11 @@ pub struct ClientState {
     /// type leaves it waiting, as Redis only serves a blocked client from
     /// a key of the type it waits for, where a first run answers WRONGTYPE.
     pub block_retry: bool,
+    /// The write stream's offset after this client's last write (Redis's
+    /// `woff`): WAIT counts the replicas that acknowledged it.
+    pub write_offset: u64,
+    /// `REPLCONF listening-port` of a replica about to PSYNC.
+    pub replica_port: Option<u16>,
     /// What the node and other clients reach of this client.
     pub handle: Arc<ClientHandle>,
 }
@@ -116,6 +121,8 @@ impl ClientState {
             no_evict: false,
             last_command: "NULL",
             block_retry: false,
+            write_offset: 0,
+            replica_port: None,
             handle,
         }
     }
@@ -189,6 +196,11 @@ pub struct Snapshot {
     /// Waiting in a blocking command (flag `b`).
     pub blocked: bool,
     pub query_buffer: usize,
+    /// The connection is a replica's link (flag `S`, type `replica`).
+    pub replica: bool,
+    /// The connection is this replica's link to its master (flag `M`,
+    /// type `master`).
+    pub master: bool,
 }
 
 /// Output buffer limits of one client class (`client-output-buffer-limit`):
@@ -262,6 +274,8 @@ impl ClientHandle {
                 pubsub: false,
                 blocked: false,
                 query_buffer: 0,
+                replica: false,
+                master: false,
             }),
             pushes: Mutex::new(Pushes::default()),
             pushed: Notify::new(),

@@ -36,6 +36,29 @@ pub struct NodeConfig {
     /// `cluster-migration-barrier`: a replica moves to an orphaned master
     /// only if its own keeps more than this many working replicas.
     pub migration_barrier: u64,
+    /// `repl-backlog-size`: stream bytes kept for replicas that reconnect.
+    pub repl_backlog_size: usize,
+}
+
+/// Redis's default `repl-backlog-size` (1mb).
+pub const DEFAULT_REPL_BACKLOG_SIZE: usize = 1024 * 1024;
+
+/// A size as Redis's `memtoull` reads it: bytes, or with k/kb/m/mb/g/gb.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = lower.get(digits.len()..)?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 impl NodeConfig {
@@ -55,6 +78,7 @@ impl NodeConfig {
             allow_replica_migration: true,
             replica_no_failover: false,
             migration_barrier: crate::node::cluster::replica_migration::DEFAULT_BARRIER,
+            repl_backlog_size: DEFAULT_REPL_BACKLOG_SIZE,
         }
     }
 
@@ -153,6 +177,15 @@ impl NodeConfig {
                 self.replica_no_failover = yes_no(key, value)?;
             }
             "cluster-migration-barrier" => self.migration_barrier = number(key, value)?,
+            "repl-backlog-size" => {
+                self.repl_backlog_size = parse_size(value)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| ConfigError {
+                        key: key.into(),
+                        reason: format!("'{value}' is not a valid size"),
+                    })?;
+            }
             "cluster-enabled" => {
                 if !yes_no(key, value)? {
                     return Err(ConfigError {
@@ -202,6 +235,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("1mb"), Some(1024 * 1024));
+        assert_eq!(parse_size("256kb"), Some(256 * 1024));
+        assert_eq!(parse_size("1k"), Some(1000));
+        assert_eq!(parse_size("33554432"), Some(33_554_432));
+        assert_eq!(parse_size("1GB"), Some(1024 * 1024 * 1024));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("1tb"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
     fn port_moves_the_defaults_that_follow_it() {
         let mut c = NodeConfig::for_port(6379);
         c.apply("port", "7001").unwrap();
@@ -230,6 +275,9 @@ mod tests {
         let refused = c.apply("appendonly", "yes").unwrap_err();
         assert!(refused.reason.contains("append-only file"), "{refused}");
         assert!(c.apply("cluster-enabled", "no").is_err());
+        c.apply("repl-backlog-size", "16kb").unwrap();
+        assert_eq!(c.repl_backlog_size, 16 * 1024);
+        assert!(c.apply("repl-backlog-size", "0").is_err());
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Background tasks: active expiry; the cluster bus (gossip with the other
-//! nodes).
+//! nodes); replication (the link to this node's master, if it is a
+//! replica, and the upkeep of its own replicas' links).
 
 pub mod bus;
 pub mod client;
@@ -26,6 +27,7 @@ pub mod glob;
 pub mod propagate;
 pub mod pubsub;
 pub mod replay;
+pub mod replication;
 pub mod server;
 pub mod snapshot;
 pub mod state;
@@ -83,6 +85,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
     let (bus, bus_outbox) = bus::BusHandle::new();
     let shared = Arc::new(Shared::new(config, NodeState::new(cluster), bus, shutdown));
     tokio::spawn(expire_loop(Arc::clone(&shared)));
+    replication::start(&shared);
     tokio::spawn(bus::run(Arc::clone(&shared), bus_listener, bus_outbox));
     let saver =
         conf_file.map(|file| tokio::spawn(save_loop(Arc::clone(&shared), file, save_notify)));

@@ -26,6 +26,11 @@ use crate::resp::{Request, encode};
 /// The replication backlog: the last bytes of the stream, so a replica
 /// that lost its link for a moment continues where it stopped (partial
 /// resync) instead of taking a full copy.
+///
+/// It is also the replicas' output buffer, as in Redis 7: a replica link
+/// sends straight from it, and the backlog keeps the bytes the slowest
+/// link has not sent yet (its `floor`), up to a limit past which that
+/// link loses its place and is dropped (`client-output-buffer-limit`).
 #[derive(Debug)]
 pub struct Backlog {
     buf: BytesMut,
@@ -33,6 +38,10 @@ pub struct Backlog {
     start: u64,
     /// Bytes kept at least (`repl-backlog-size`).
     size: usize,
+    /// The first byte a replica link still has to send.
+    floor: Option<u64>,
+    /// The most bytes kept for `floor`.
+    max_len: usize,
 }
 
 impl Backlog {
@@ -41,17 +50,35 @@ impl Backlog {
             buf: BytesMut::with_capacity(size.min(1 << 20)),
             start,
             size: size.max(1),
+            floor: None,
+            max_len: 0,
         }
     }
 
     fn append(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
-        // Trim in large steps so that appends stay amortised O(1).
         if self.buf.len() >= self.size * 2 {
-            let drop = self.buf.len() - self.size;
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        let mut keep = self.size;
+        if let Some(floor) = self.floor {
+            let wanted = usize::try_from(self.end().saturating_sub(floor)).unwrap_or(usize::MAX);
+            keep = keep.max(wanted.min(self.max_len));
+        }
+        let drop = self.buf.len().saturating_sub(keep);
+        // Trim in large steps so that appends stay amortised O(1).
+        if drop >= self.size {
             let _ = self.buf.split_to(drop);
             self.start += drop as u64;
         }
+    }
+
+    /// Stream offset of the byte after the last one held.
+    fn end(&self) -> u64 {
+        self.start + self.buf.len() as u64
     }
 
     /// Stream offset of the first byte held.
@@ -75,12 +102,18 @@ impl Backlog {
     /// The stream from `offset` to its end, or `None` if the backlog no
     /// longer (or not yet) holds `offset`.
     pub fn read_from(&self, offset: u64) -> Option<Bytes> {
-        let end = self.start + self.buf.len() as u64;
-        if offset < self.start || offset > end {
+        self.read_chunk(offset, usize::MAX)
+    }
+
+    /// At most `max` bytes of the stream from `offset` (none: `offset` is
+    /// the end), or `None` if the backlog does not hold `offset`.
+    pub fn read_chunk(&self, offset: u64, max: usize) -> Option<Bytes> {
+        if offset < self.start || offset > self.end() {
             return None;
         }
         let skip = usize::try_from(offset - self.start).ok()?;
-        Some(Bytes::copy_from_slice(&self.buf[skip..]))
+        let rest = self.buf.get(skip..)?;
+        Some(Bytes::copy_from_slice(rest.get(..max).unwrap_or(rest)))
     }
 }
 
@@ -169,6 +202,16 @@ impl Feed {
         }
     }
 
+    /// Keeps the stream from `floor` on (the first byte the slowest replica
+    /// link has not sent), up to `max_len` bytes; `None` when no link
+    /// needs anything.
+    pub fn retain_for_replicas(&mut self, floor: Option<u64>, max_len: usize) {
+        if let Some(backlog) = &mut self.backlog {
+            backlog.floor = floor;
+            backlog.max_len = max_len;
+        }
+    }
+
     pub fn disable_backlog(&mut self) {
         self.backlog = None;
     }
@@ -204,6 +247,19 @@ impl Feed {
             aof.extend_from_slice(bytes);
         }
         self.offset += bytes.len() as u64;
+        self.offset_tx.send_replace(self.offset);
+    }
+
+    /// Appends a command for the replicas only, not the append-only file
+    /// (a PING, REPLCONF GETACK): it takes its place in the offsets.
+    pub fn push_to_replicas(&mut self, argv: &[&[u8]]) {
+        let Some(backlog) = &mut self.backlog else {
+            return;
+        };
+        let mut buf = BytesMut::new();
+        encode_command(&mut buf, argv);
+        backlog.append(&buf);
+        self.offset += buf.len() as u64;
         self.offset_tx.send_replace(self.offset);
     }
 

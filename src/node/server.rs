@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use super::client::{ClientHandle, ClientState, ReplyMode};
 use super::cmd::{self, Outcome};
 use super::db::unix_ms;
+use super::replication;
 use super::state::Shared;
 use crate::resp::{DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_MULTIBULK_LEN, Request, RequestDecoder};
 
@@ -352,6 +353,23 @@ impl Connection {
                         }
                     }
                     self.decode();
+                }
+                Some((_, Outcome::ServeReplica(start))) => {
+                    // The replies so far (the handshake's) go out first;
+                    // the connection is a replica's link from now on.
+                    if self.flush().await.is_ok() {
+                        self.pending.clear();
+                        let handle = Arc::clone(&self.client.handle);
+                        replication::master::serve(
+                            &mut self.stream,
+                            &mut self.input,
+                            &self.shared,
+                            &handle,
+                            *start,
+                        )
+                        .await;
+                    }
+                    self.closing = true;
                 }
                 Some((_, Outcome::Close)) => self.closing = true,
                 Some((_, Outcome::Done)) => {}

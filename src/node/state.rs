@@ -16,6 +16,7 @@ use super::db::Keyspace;
 use super::events::KeyEvents;
 use super::propagate::Feed;
 use super::pubsub::PubSub;
+use super::replication::Replication;
 use crate::command::{CommandSpec, flags};
 use crate::resp::Request;
 
@@ -90,6 +91,9 @@ pub struct NodeState {
     pub active_expire: bool,
     /// The write stream to replicas and the append-only file.
     pub feed: Feed,
+    /// Replication: this node's history id, its replicas, its link to its
+    /// master.
+    pub repl: Replication,
 }
 
 impl NodeState {
@@ -103,6 +107,7 @@ impl NodeState {
             clients: ClientRegistry::default(),
             active_expire: true,
             feed: Feed::new(),
+            repl: Replication::new(),
         }
     }
 

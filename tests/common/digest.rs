@@ -1,82 +1,87 @@
-//! A digest of a keyspace that compares equal across nodes and across
-//! Redis and the built-in node: each key's type, its value in an order that
-//! does not depend on hash tables, and its absolute TTL. (DUMP payloads
-//! differ between servers, and between two nodes for the same hash.)
+//! The content of a node's whole keyspace, for comparing two nodes (a
+//! master and its replica, a node before and after a restart): every key
+//! with its type, its value in an order that does not depend on the
+//! node's hash maps, and its absolute expiry.
 
 use std::collections::BTreeMap;
 
 use super::client::{Reply, TestClient};
 
-/// Key -> its canonical content, for every key `client`'s node holds
-/// (reads sent with READONLY so that a replica answers too).
-pub fn keyspace_digest(client: &mut TestClient) -> BTreeMap<String, String> {
-    let _ = client.cmd(&["READONLY"]);
-    let mut keys = Vec::new();
-    let mut cursor = "0".to_string();
-    // SCAN returns every key at least once within a bounded number of calls.
-    for _ in 0..100_000 {
-        let reply = client.cmd(&["SCAN", &cursor, "COUNT", "1000"]);
-        let parts = reply.expect_array();
-        cursor = parts[0].expect_str().to_string();
-        for key in parts[1].expect_array() {
-            keys.push(key.expect_str().to_string());
-        }
-        if cursor == "0" {
-            break;
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter_map(|key| key_content(client, &key).map(|c| (key, c)))
-        .collect()
-}
+/// Keys read per pipeline.
+const BATCH: usize = 1000;
 
-/// One key's canonical content; `None` if it is gone.
-pub fn key_content(client: &mut TestClient, key: &str) -> Option<String> {
-    let kind = client.cmd(&["TYPE", key]).expect_str().to_string();
-    let read: &[&str] = match kind.as_str() {
-        "string" => &["GET", key],
-        "list" => &["LRANGE", key, "0", "-1"],
-        "hash" => &["HGETALL", key],
-        "set" => &["SMEMBERS", key],
-        "zset" => &["ZRANGE", key, "0", "-1", "WITHSCORES"],
-        "none" => return None,
-        other => panic!("{key}: type {other} has no digest"),
+/// Every key of the node `client` talks to (reading a replica needs
+/// READONLY first), by name: `type value expiry`.
+///
+/// # Panics
+/// When the node does not answer.
+pub fn keyspace_digest(client: &mut TestClient) -> BTreeMap<Vec<u8>, String> {
+    // A replica serves the reads below only after READONLY; a master
+    // accepts it too.
+    client.cmd(&["READONLY"]).expect_ok();
+    let keys: Vec<Vec<u8>> = match client.cmd(&["KEYS", "*"]) {
+        Reply::Array(Some(keys)) => keys
+            .into_iter()
+            .filter_map(|k| k.as_bulk().map(<[u8]>::to_vec))
+            .collect(),
+        other => panic!("KEYS *: {other:?}"),
     };
-    let value = client.cmd(read);
-    let mut items: Vec<String> = match &value {
-        Reply::Array(Some(items)) => items.iter().map(|r| format!("{r:?}")).collect(),
-        other => vec![format!("{other:?}")],
-    };
-    match kind.as_str() {
-        // Field-value pairs sorted by field.
-        "hash" => {
-            let mut pairs: Vec<String> = items.chunks(2).map(|p| p.join("=")).collect();
-            pairs.sort();
-            items = pairs;
+    let mut digest = BTreeMap::new();
+    for batch in keys.chunks(BATCH) {
+        let types: Vec<[&[u8]; 2]> = batch.iter().map(|k| [&b"TYPE"[..], k]).collect();
+        let types = client.pipeline(&types);
+        let reads: Vec<Vec<&[u8]>> = batch
+            .iter()
+            .zip(&types)
+            .map(|(key, kind)| match kind.as_str().unwrap_or("") {
+                "string" => vec![&b"GET"[..], key],
+                "list" => vec![&b"LRANGE"[..], key, b"0", b"-1"],
+                "hash" => vec![&b"HGETALL"[..], key],
+                "set" => vec![&b"SMEMBERS"[..], key],
+                "zset" => vec![&b"ZRANGE"[..], key, b"0", b"-1", b"WITHSCORES"],
+                _ => vec![&b"EXISTS"[..], key],
+            })
+            .collect();
+        let values = client.pipeline(&reads);
+        let ttls: Vec<[&[u8]; 2]> = batch.iter().map(|k| [&b"PEXPIRETIME"[..], k]).collect();
+        let ttls = client.pipeline(&ttls);
+        for (((key, kind), value), ttl) in batch.iter().zip(&types).zip(values).zip(ttls) {
+            let kind = kind.as_str().unwrap_or("?").to_string();
+            let value = match (kind.as_str(), value) {
+                // Field-value pairs, in an order of their own.
+                ("hash", Reply::Array(Some(items))) => {
+                    let mut pairs: Vec<String> =
+                        items.chunks(2).map(|pair| format!("{pair:?}")).collect();
+                    pairs.sort();
+                    format!("{pairs:?}")
+                }
+                ("set", Reply::Array(Some(mut items))) => {
+                    items.sort_by_key(|m| m.as_bulk().map(<[u8]>::to_vec));
+                    format!("{items:?}")
+                }
+                (_, value) => format!("{value:?}"),
+            };
+            digest.insert(key.clone(), format!("{kind} {value} {ttl:?}"));
         }
-        "set" => items.sort(),
-        _ => {}
     }
-    let ttl = client.cmd(&["PEXPIRETIME", key]);
-    Some(format!("{kind} {items:?} expires {ttl:?}"))
+    digest
 }
 
 /// The keys whose content differs between two digests, with both sides.
 pub fn digest_diff(
-    before: &BTreeMap<String, String>,
-    after: &BTreeMap<String, String>,
+    before: &BTreeMap<Vec<u8>, String>,
+    after: &BTreeMap<Vec<u8>, String>,
 ) -> Vec<String> {
     let mut diff = Vec::new();
     for (key, content) in before {
+        let name = String::from_utf8_lossy(key);
         match after.get(key) {
             Some(c) if c == content => {}
-            other => diff.push(format!("{key}: {content} -> {other:?}")),
+            other => diff.push(format!("{name}: {content} -> {other:?}")),
         }
     }
     for key in after.keys().filter(|k| !before.contains_key(*k)) {
-        diff.push(format!("{key}: new"));
+        diff.push(format!("{}: new", String::from_utf8_lossy(key)));
     }
     diff
 }

@@ -49,7 +49,7 @@ pub use cluster::{
     BuiltinCluster, BuiltinNode, LonePair, NODE_TIMEOUT_MS, info_field, slot_ranges,
 };
 #[allow(unused_imports)]
-pub use digest::{digest_diff, key_content, keyspace_digest};
+pub use digest::{digest_diff, keyspace_digest};
 #[allow(unused_imports)]
 pub use load::{LoadLoop, LoadReport};
 #[allow(unused_imports)]

@@ -58,6 +58,9 @@ pub enum Outcome {
     /// Not run: writes are paused (a manual failover). Run the same request
     /// again at `until`, as Redis's `blockPostponeClient` does.
     Postponed { until: Instant },
+    /// PSYNC or SYNC: after the replies so far, the connection becomes a
+    /// replica's link, fed from the write stream until it ends.
+    ServeReplica(Box<super::replication::master::LinkStart>),
 }
 
 pub type CmdResult = Result<Outcome, CmdError>;
@@ -160,6 +163,7 @@ fn handlers() -> &'static super::db::Map<&'static str, Handler> {
             tx::COMMANDS,
             pubsub::COMMANDS,
             cluster::COMMANDS,
+            super::replication::master::COMMANDS,
         ];
         for list in lists {
             for (name, handler) in list {
@@ -301,6 +305,7 @@ pub fn execute(
         out,
         spec,
     };
+    let offset_before = ctx.node.feed.offset();
     let result = handler(&mut ctx, &args);
     // ASKING holds for exactly one command after it.
     if spec.name != "asking" {
@@ -308,7 +313,7 @@ pub fn execute(
     }
     // Keys the command found expired go out as DELs before the command.
     ctx.node.propagate_expired();
-    match result {
+    let outcome = match result {
         Ok(outcome) => {
             if spec.has_flag(flags::WRITE) && !matches!(outcome, Outcome::Block { .. }) {
                 ctx.node.note_write(spec, req, ctx.client.replaying);
@@ -324,5 +329,11 @@ pub fn execute(
             encode::error(ctx.out, e.text());
             Outcome::Done
         }
+    };
+    // As Redis's `call`: the client's writes reach replicas up to here.
+    let offset = ctx.node.feed.offset();
+    if offset != offset_before {
+        ctx.client.write_offset = offset;
     }
+    outcome
 }

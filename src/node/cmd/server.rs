@@ -1,5 +1,5 @@
 //! Connection and server commands: PING, ECHO, SELECT, QUIT, RESET, HELLO,
-//! AUTH, TIME, LASTSAVE, WAIT, DEBUG, the persistence commands, and the
+//! AUTH, TIME, LASTSAVE, DEBUG, the persistence commands, and the
 //! per-connection cluster flags ASKING, READONLY, READWRITE. INFO, CONFIG,
 //! CLIENT and COMMAND have modules of their own.
 
@@ -30,7 +30,6 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("auth", auth),
     ("time", time),
     ("lastsave", lastsave),
-    ("wait", wait),
     ("debug", debug),
     ("save", save),
     ("bgsave", bgsave),
@@ -60,11 +59,6 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("command|getkeys", command::getkeys),
     ("command|getkeysandflags", command::getkeysandflags),
 ];
-
-/// The text WAIT answers on a replica.
-const WAIT_ON_REPLICA: &str = "ERR WAIT cannot be used with replica instances. Please also note that \
-     since Redis 4.0 if a replica is configured to be writable (which is not the default) writes \
-     to replicas are just local and are not propagated.";
 
 fn ping(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if args.len() > 2 {
@@ -221,34 +215,6 @@ pub(super) fn started_unix_secs(ctx: &Ctx<'_>) -> i64 {
 fn lastsave(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     let at = started_unix_secs(ctx);
     ctx.int(at)
-}
-
-/// WAIT numreplicas timeout. No replica acknowledges writes yet, so the
-/// answer is 0: at once when 0 replicas are asked for (or inside EXEC, as
-/// Redis answers there), else after the timeout (0: never, as Redis blocks
-/// for ever). The replication issue makes replicas count.
-fn wait(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    if is_replica(ctx) {
-        return Err(CmdError::fixed(WAIT_ON_REPLICA));
-    }
-    let replicas = args.int(1)?;
-    let timeout = parse_i64(args.get(2))
-        .map_err(|_| CmdError::fixed("ERR timeout is not an integer or out of range"))?;
-    if timeout < 0 {
-        return Err(CmdError::fixed("ERR timeout is negative"));
-    }
-    let acked = 0;
-    if replicas <= acked || ctx.client.in_exec {
-        return ctx.int(acked);
-    }
-    Ok(Outcome::Async(Box::pin(async move {
-        if timeout > 0 {
-            tokio::time::sleep(Duration::from_millis(timeout as u64)).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-        Bytes::from(format!(":{acked}\r\n"))
-    })))
 }
 
 /// The leading number of `text`, as C's `strtod` reads it (0 if none).

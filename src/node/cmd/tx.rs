@@ -161,7 +161,7 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
             Outcome::Block { timeout_reply, .. } => ctx.out.extend_from_slice(timeout_reply),
             // Never: paused writes hold back the EXEC, not what it runs.
             Outcome::Postponed { .. } => {}
-            Outcome::Async(_) => encode::error(
+            Outcome::Async(_) | Outcome::ServeReplica(_) => encode::error(
                 ctx.out,
                 &format!(
                     "ERR '{}' cannot run inside a transaction on the built-in node",

@@ -67,10 +67,13 @@ fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
     }
 }
 
-/// The type of a client: replication links are not clients of this kind
-/// yet, so every client is normal or pub/sub.
+/// The type of a client.
 fn type_of(snapshot: &Snapshot) -> ClientType {
-    if snapshot.pubsub {
+    if snapshot.master {
+        ClientType::Master
+    } else if snapshot.replica {
+        ClientType::Replica
+    } else if snapshot.pubsub {
         ClientType::Pubsub
     } else {
         ClientType::Normal
@@ -107,6 +110,8 @@ fn client_line(ctx: &Ctx<'_>, handle: &ClientHandle, out: &mut String) {
     let snap = snapshot_of(ctx, handle);
     let mut flags = String::new();
     for (on, flag) in [
+        (snap.replica, 'S'),
+        (snap.master, 'M'),
         (snap.pubsub, 'P'),
         (snap.multi.is_some(), 'x'),
         (snap.blocked, 'b'),

@@ -4,12 +4,14 @@
 //! CONFIG GET reports this node's values (its startup settings, its live
 //! state) under Redis's names. CONFIG SET changes what the node can change
 //! at run time (`cluster-require-full-coverage`, the failover settings,
-//! the pub/sub class of `client-output-buffer-limit`) and accepts any setting set to the value
+//! `repl-backlog-size`, the replica and pub/sub classes of
+//! `client-output-buffer-limit`) and accepts any setting set to the value
 //! it already has (`CONFIG SET save ""`); any other change is refused with
 //! a clear error instead of being stored and ignored.
 
 use super::super::{Args, CmdError, CmdResult, Ctx, Outcome};
 use crate::node::client::BufferLimit;
+use crate::node::config::parse_size;
 use crate::node::glob;
 use crate::node::server::MAX_CLIENTS;
 use crate::resp::encode;
@@ -47,45 +49,28 @@ fn parse_yes_no(value: &str) -> Result<bool, String> {
     }
 }
 
-/// Redis's defaults for the client classes the node does not limit.
+/// Redis's default for the normal class, which the node does not limit.
 const NORMAL_LIMIT: &str = "normal 0 0 0";
-const REPLICA_LIMIT: &str = "slave 268435456 67108864 60";
 
 fn output_limits(ctx: &Ctx<'_>) -> String {
-    let l = ctx.node.pubsub.limit;
+    let p = ctx.node.pubsub.limit;
+    let r = ctx.node.repl.replica_limit;
     format!(
-        "{NORMAL_LIMIT} {REPLICA_LIMIT} pubsub {} {} {}",
-        l.hard, l.soft, l.soft_seconds
+        "{NORMAL_LIMIT} slave {} {} {} pubsub {} {} {}",
+        r.hard, r.soft, r.soft_seconds, p.hard, p.soft, p.soft_seconds
     )
 }
 
-/// A size as Redis's `memtoull` reads it: bytes, or with k/kb/m/mb/g/gb.
-fn memtoull(text: &str) -> Option<u64> {
-    let lower = text.to_ascii_lowercase();
-    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = lower.get(digits.len()..)?;
-    let mul: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(mul)
-}
-
 /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>`...
-/// Only the pub/sub class is enforced by the node; the others may only be
-/// given their current (Redis default) values.
+/// The node enforces the replica and pub/sub classes; the normal class
+/// may only be given its current (Redis default) value.
 fn set_output_limits(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     let words: Vec<&str> = value.split_whitespace().collect();
     if words.is_empty() || words.len() % 4 != 0 {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut pubsub = ctx.node.pubsub.limit;
+    let mut replica = ctx.node.repl.replica_limit;
     for chunk in words.chunks(4) {
         let [class, hard, soft, secs] = chunk else {
             continue;
@@ -94,7 +79,7 @@ fn set_output_limits(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
         if !["normal", "slave", "replica", "pubsub"].contains(&class.as_str()) {
             return Err("Invalid client class specified in buffer limit configuration.".into());
         }
-        let (Some(hard), Some(soft), Ok(secs)) = (memtoull(hard), memtoull(soft), secs.parse())
+        let (Some(hard), Some(soft), Ok(secs)) = (parse_size(hard), parse_size(soft), secs.parse())
         else {
             return Err(
                 "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
@@ -105,20 +90,37 @@ fn set_output_limits(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
             soft: usize::try_from(soft).unwrap_or(usize::MAX),
             soft_seconds: secs,
         };
-        let unchanged = |text: &str| format!("{class} {hard} {soft} {secs}") == text;
         match class.as_str() {
             "pubsub" => pubsub = limit,
-            "normal" if unchanged(NORMAL_LIMIT) => {}
-            "slave" | "replica"
-                if unchanged(REPLICA_LIMIT.replacen("slave", &class, 1).as_str()) => {}
+            "slave" | "replica" => replica = limit,
+            _ if format!("{class} {hard} {soft} {secs}") == NORMAL_LIMIT => {}
             _ => {
                 return Err(format!(
-                    "the built-in node only supports changing the pubsub class, not {class}"
+                    "the built-in node does not limit the {class} class; it can change \
+                     the replica and pubsub classes"
                 ));
             }
         }
     }
     ctx.node.pubsub.limit = pubsub;
+    let node = &mut *ctx.node;
+    node.repl.replica_limit = replica;
+    node.repl.retain_backlog(&mut node.feed);
+    Ok(())
+}
+
+/// `repl-backlog-size`: applies to the backlog at once if there is one.
+fn set_backlog_size(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    let size = parse_size(value)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "argument must be a memory value".to_string())?;
+    let node = &mut *ctx.node;
+    node.repl.backlog_size = size;
+    if node.feed.backlog().is_some() {
+        node.feed.enable_backlog(size);
+    }
+    node.repl.retain_backlog(&mut node.feed);
     Ok(())
 }
 
@@ -292,6 +294,11 @@ const SETTINGS: &[Setting] = &[
         name: "enable-debug-command",
         get: |_| "yes".into(),
         change: Change::Immutable,
+    },
+    Setting {
+        name: "repl-backlog-size",
+        get: |c| c.node.repl.backlog_size.to_string(),
+        change: Change::Apply(set_backlog_size),
     },
     Setting {
         name: "min-replicas-to-write",
@@ -470,21 +477,4 @@ pub fn rewrite(_ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Err(CmdError::fixed(
         "ERR CONFIG REWRITE is not supported by the built-in node",
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::memtoull;
-
-    #[test]
-    fn sizes_with_units() {
-        assert_eq!(memtoull("1mb"), Some(1024 * 1024));
-        assert_eq!(memtoull("256kb"), Some(256 * 1024));
-        assert_eq!(memtoull("1k"), Some(1000));
-        assert_eq!(memtoull("33554432"), Some(33_554_432));
-        assert_eq!(memtoull("1GB"), Some(1024 * 1024 * 1024));
-        assert_eq!(memtoull("x"), None);
-        assert_eq!(memtoull("1tb"), None);
-        assert_eq!(memtoull(""), None);
-    }
 }

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use super::super::{Args, CmdResult, Ctx};
 use super::started_unix_secs;
 use crate::node::pubsub::Kind;
+use crate::node::replication::info::info_lines;
 
 /// Sections in the order Redis prints them, and whether plain INFO (the
 /// `default` set) includes them.
@@ -33,12 +34,6 @@ const SECTIONS: &[(&str, bool)] = &[
 fn run_id() -> &'static str {
     static RUN_ID: OnceLock<String> = OnceLock::new();
     RUN_ID.get_or_init(|| crate::node::cluster::random_node_id().to_string())
-}
-
-/// Redis's `replid`: this node's replication history id.
-fn repl_id() -> &'static str {
-    static REPL_ID: OnceLock<String> = OnceLock::new();
-    REPL_ID.get_or_init(|| crate::node::cluster::random_node_id().to_string())
 }
 
 pub fn info(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -73,7 +68,13 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
         }
         "clients" => {
             let stats = &ctx.node.stats;
-            lines.push(("connected_clients", ctx.node.clients.len().to_string()));
+            // Replicas' links are not counted, as in Redis.
+            let clients = ctx
+                .node
+                .clients
+                .len()
+                .saturating_sub(ctx.node.repl.replicas.len());
+            lines.push(("connected_clients", clients.to_string()));
             lines.push(("maxclients", crate::node::server::MAX_CLIENTS.to_string()));
             lines.push(("blocked_clients", stats.blocked_clients.to_string()));
             lines.push(("tracking_clients", "0".into()));
@@ -92,8 +93,12 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) {
             "Stats"
         }
         "replication" => {
-            replication(ctx, &mut lines);
-            "Replication"
+            // Its keys are not all fixed (`slave0`...): written here.
+            let _ = write!(out, "# Replication\r\n");
+            for (key, value) in info_lines(ctx.node, std::time::Instant::now()) {
+                let _ = write!(out, "{key}:{value}\r\n");
+            }
+            return;
         }
         "cpu" => {
             cpu(&mut lines);
@@ -248,6 +253,7 @@ fn persistence(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
 
 fn stats(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
     let s = &ctx.node.stats;
+    let sync = ctx.node.repl.stats;
     let pubsub = &ctx.node.pubsub;
     lines.extend([
         (
@@ -273,6 +279,9 @@ fn stats(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
             format!("{:.2}", s.instantaneous.output_kbps()),
         ),
         ("rejected_connections", s.rejected_connections.to_string()),
+        ("sync_full", sync.full.to_string()),
+        ("sync_partial_ok", sync.partial_ok.to_string()),
+        ("sync_partial_err", sync.partial_err.to_string()),
         ("expired_keys", ctx.node.db.expired_keys.to_string()),
         ("evicted_keys", "0".into()),
         ("keyspace_hits", s.keyspace_hits.to_string()),
@@ -288,45 +297,6 @@ fn stats(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
         ),
         ("latest_fork_usec", "0".into()),
         ("total_forks", "0".into()),
-    ]);
-}
-
-fn replication(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
-    let cluster = &ctx.node.cluster;
-    let master = cluster
-        .myself()
-        .and_then(|me| me.master.as_ref())
-        .map(|id| cluster.node(id).map(|n| (n.ip.clone(), n.port)));
-    match master {
-        Some(addr) => {
-            let (host, port) = addr.unwrap_or_default();
-            lines.extend([
-                ("role", "slave".to_string()),
-                ("master_host", host),
-                ("master_port", port.to_string()),
-                ("master_link_status", "down".into()),
-                ("master_last_io_seconds_ago", "-1".into()),
-                ("master_sync_in_progress", "0".into()),
-                ("slave_read_repl_offset", "0".into()),
-                ("slave_repl_offset", "0".into()),
-                ("slave_priority", "100".into()),
-                ("slave_read_only", "1".into()),
-                ("replica_announced", "1".into()),
-            ]);
-        }
-        None => lines.push(("role", "master".into())),
-    }
-    lines.extend([
-        ("connected_slaves", "0".to_string()),
-        ("master_failover_state", "no-failover".into()),
-        ("master_replid", repl_id().to_string()),
-        ("master_replid2", "0".repeat(40)),
-        ("master_repl_offset", "0".into()),
-        ("second_repl_offset", "-1".into()),
-        ("repl_backlog_active", "0".into()),
-        ("repl_backlog_size", "1048576".into()),
-        ("repl_backlog_first_byte_offset", "0".into()),
-        ("repl_backlog_histlen", "0".into()),
     ]);
 }
 
