@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::aof::config::{AofConfig, FsyncPolicy, plain_name};
+
 /// A node's startup settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -15,7 +17,8 @@ pub struct NodeConfig {
     pub cluster_config_file: PathBuf,
     /// Working directory for the cluster config and the append-only file.
     pub dir: PathBuf,
-    pub appendonly: bool,
+    /// `appendonly` and the settings of the append-only file.
+    pub aof: AofConfig,
     /// Milliseconds without an answer before a peer is suspected failing.
     pub node_timeout_ms: u64,
     /// `cluster-require-full-coverage`: refuse queries while any slot is
@@ -34,7 +37,7 @@ impl NodeConfig {
             cluster_port: port.wrapping_add(10000),
             cluster_config_file: PathBuf::from(format!("nodes-{port}.conf")),
             dir: PathBuf::from("."),
-            appendonly: false,
+            aof: AofConfig::default(),
             node_timeout_ms: 15000,
             require_full_coverage: true,
             announce_ip: None,
@@ -82,6 +85,31 @@ fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError
     })
 }
 
+/// A size as Redis's `memtoull` reads it: bytes, or with k/kb/m/mb/g/gb.
+pub fn memtoull(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = lower.get(digits.len()..)?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn invalid(key: &str, reason: String) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason,
+    }
+}
+
 impl NodeConfig {
     /// Applies one `redis.conf` directive. `port` also moves the default
     /// cluster port and config file name, unless they were set explicitly
@@ -110,19 +138,29 @@ impl NodeConfig {
             "cluster-port" => self.cluster_port = number(key, value)?,
             "cluster-config-file" => self.cluster_config_file = PathBuf::from(value),
             "dir" => self.dir = PathBuf::from(value),
-            "appendonly" => {
-                // Accepting `yes` without writing the file would promise a
-                // durability the node does not give yet.
-                if yes_no(key, value)? {
-                    return Err(ConfigError {
-                        key: key.into(),
-                        reason: "the built-in node does not write an append-only file yet \
-                                 (it comes with persistence); use 'no'"
-                            .into(),
-                    });
-                }
-                self.appendonly = false;
+            "appendonly" => self.aof.enabled = yes_no(key, value)?,
+            "appendfsync" => {
+                self.aof.fsync = FsyncPolicy::parse(value).ok_or_else(|| {
+                    invalid(
+                        key,
+                        format!("must be always, everysec or no, not '{value}'"),
+                    )
+                })?;
             }
+            "appendfilename" => {
+                self.aof.filename =
+                    plain_name("appendfilename", value).map_err(|r| invalid(key, r))?;
+            }
+            "appenddirname" => {
+                self.aof.dirname =
+                    plain_name("appenddirname", value).map_err(|r| invalid(key, r))?;
+            }
+            "auto-aof-rewrite-percentage" => self.aof.rewrite_percentage = number(key, value)?,
+            "auto-aof-rewrite-min-size" => {
+                self.aof.rewrite_min_size = memtoull(value)
+                    .ok_or_else(|| invalid(key, format!("'{value}' is not a valid size")))?;
+            }
+            "aof-load-truncated" => self.aof.load_truncated = yes_no(key, value)?,
             "cluster-node-timeout" => self.node_timeout_ms = number(key, value)?,
             "cluster-require-full-coverage" => self.require_full_coverage = yes_no(key, value)?,
             "cluster-announce-ip" => self.announce_ip = Some(value.to_string()),
@@ -136,8 +174,7 @@ impl NodeConfig {
             }
             // Accepted for compatibility with redis.conf files written for
             // redis-server; they change nothing here.
-            "daemonize" | "protected-mode" | "save" | "logfile" | "loglevel" | "appendfsync"
-            | "appendfilename" | "dbfilename" => {}
+            "daemonize" | "protected-mode" | "save" | "logfile" | "loglevel" | "dbfilename" => {}
             _ => {
                 return Err(ConfigError {
                     key: key.into(),
@@ -194,14 +231,57 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (c.port, c.appendonly, c.node_timeout_ms),
+            (c.port, c.aof.enabled, c.node_timeout_ms),
             (7002, false, 2000)
         );
         let err = c.apply_conf("port 1\nfrobnicate 3\n").unwrap_err();
         assert_eq!(err.key, "line 2: frobnicate");
         assert!(c.apply("appendonly", "maybe").is_err());
-        let refused = c.apply("appendonly", "yes").unwrap_err();
-        assert!(refused.reason.contains("append-only file"), "{refused}");
         assert!(c.apply("cluster-enabled", "no").is_err());
+    }
+
+    #[test]
+    fn append_only_settings_as_redis_conf_writes_them() {
+        let mut c = NodeConfig::for_port(6379);
+        assert_eq!(c.aof, AofConfig::default());
+        c.apply_conf(
+            "appendonly yes\nappendfsync always\nappendfilename \"my.aof\"\n\
+             appenddirname aofdir\nauto-aof-rewrite-percentage 50\n\
+             auto-aof-rewrite-min-size 1mb\naof-load-truncated no\n",
+        )
+        .unwrap();
+        let expected = AofConfig {
+            enabled: true,
+            fsync: FsyncPolicy::Always,
+            filename: "my.aof".into(),
+            dirname: "aofdir".into(),
+            rewrite_percentage: 50,
+            rewrite_min_size: 1024 * 1024,
+            load_truncated: false,
+        };
+        assert_eq!(c.aof, expected);
+        for (key, value) in [
+            ("appendfsync", "sometimes"),
+            ("appendfilename", "../x.aof"),
+            ("appenddirname", "a/b"),
+            ("auto-aof-rewrite-percentage", "-1"),
+            ("auto-aof-rewrite-min-size", "lots"),
+            ("aof-load-truncated", "maybe"),
+        ] {
+            assert!(c.apply(key, value).is_err(), "{key} {value}");
+        }
+        assert_eq!(c.aof, expected, "a refused value changes nothing");
+    }
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(memtoull("1mb"), Some(1024 * 1024));
+        assert_eq!(memtoull("256kb"), Some(256 * 1024));
+        assert_eq!(memtoull("1k"), Some(1000));
+        assert_eq!(memtoull("33554432"), Some(33_554_432));
+        assert_eq!(memtoull("1GB"), Some(1024 * 1024 * 1024));
+        assert_eq!(memtoull("x"), None);
+        assert_eq!(memtoull("1tb"), None);
+        assert_eq!(memtoull(""), None);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use super::aof::AofState;
 use super::bus::BusHandle;
 use super::client::ClientRegistry;
 use super::cluster::ClusterState;
@@ -90,6 +91,8 @@ pub struct NodeState {
     pub active_expire: bool,
     /// The write stream to replicas and the append-only file.
     pub feed: Feed,
+    /// The append-only file's settings and status, shared with its writer.
+    pub aof: AofState,
 }
 
 impl NodeState {
@@ -103,6 +106,7 @@ impl NodeState {
             clients: ClientRegistry::default(),
             active_expire: true,
             feed: Feed::new(),
+            aof: AofState::default(),
         }
     }
 

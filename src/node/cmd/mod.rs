@@ -244,6 +244,13 @@ pub fn execute(
             encode::error(out, e.text());
             return Outcome::Done;
         }
+        if spec.has_flag(flags::WRITE) {
+            if let Some(refusal) = crate::node::aof::write_refusal(node) {
+                client.flag_multi_error();
+                encode::error(out, &refusal);
+                return Outcome::Done;
+            }
+        }
     }
     let Some(handler) = handlers().get(spec.name).copied() else {
         client.flag_multi_error();

@@ -4,12 +4,15 @@
 //! CONFIG GET reports this node's values (its startup settings, its live
 //! state) under Redis's names. CONFIG SET changes what the node can change
 //! at run time (`cluster-require-full-coverage`, the pub/sub class of
-//! `client-output-buffer-limit`) and accepts any setting set to the value
+//! `client-output-buffer-limit`, `appendonly` and the append-only file's
+//! run-time settings) and accepts any setting set to the value
 //! it already has (`CONFIG SET save ""`); any other change is refused with
 //! a clear error instead of being stored and ignored.
 
 use super::super::{Args, CmdError, CmdResult, Ctx, Outcome};
+use crate::node::aof::{self, FsyncPolicy};
 use crate::node::client::BufferLimit;
+use crate::node::config::memtoull;
 use crate::node::glob;
 use crate::node::server::MAX_CLIENTS;
 use crate::resp::encode;
@@ -57,24 +60,6 @@ fn output_limits(ctx: &Ctx<'_>) -> String {
         "{NORMAL_LIMIT} {REPLICA_LIMIT} pubsub {} {} {}",
         l.hard, l.soft, l.soft_seconds
     )
-}
-
-/// A size as Redis's `memtoull` reads it: bytes, or with k/kb/m/mb/g/gb.
-fn memtoull(text: &str) -> Option<u64> {
-    let lower = text.to_ascii_lowercase();
-    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = lower.get(digits.len()..)?;
-    let mul: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>`...
@@ -128,6 +113,34 @@ fn set_full_coverage(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn set_appendonly(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    aof::set_enabled(ctx.node, parse_yes_no(value)?);
+    Ok(())
+}
+
+fn set_appendfsync(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.fsync = FsyncPolicy::parse(value)
+        .ok_or("argument(s) must be one of the following: always, everysec, no")?;
+    Ok(())
+}
+
+fn set_rewrite_percentage(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.rewrite_percentage = value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    Ok(())
+}
+
+fn set_rewrite_min_size(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.rewrite_min_size = memtoull(value).ok_or("argument must be a memory value")?;
+    Ok(())
+}
+
+fn set_load_truncated(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.load_truncated = parse_yes_no(value)?;
+    Ok(())
+}
+
 fn absolute_dir(ctx: &Ctx<'_>) -> String {
     let dir = &ctx.shared.config.dir;
     std::fs::canonicalize(dir)
@@ -165,22 +178,43 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "appendonly",
-        get: |c| yes_no(c.shared.config.appendonly),
-        change: Change::Unsupported,
+        get: |c| yes_no(c.node.aof.enabled),
+        change: Change::Apply(set_appendonly),
     },
     Setting {
         name: "appendfilename",
-        get: |_| "appendonly.aof".into(),
+        get: |c| c.shared.config.aof.filename.clone(),
         change: Change::Immutable,
     },
     Setting {
         name: "appenddirname",
-        get: |_| "appendonlydir".into(),
+        get: |c| c.shared.config.aof.dirname.clone(),
         change: Change::Immutable,
     },
     Setting {
         name: "appendfsync",
-        get: |_| "everysec".into(),
+        get: |c| c.node.aof.fsync.as_str().into(),
+        change: Change::Apply(set_appendfsync),
+    },
+    Setting {
+        name: "auto-aof-rewrite-percentage",
+        get: |c| c.node.aof.rewrite_percentage.to_string(),
+        change: Change::Apply(set_rewrite_percentage),
+    },
+    Setting {
+        name: "auto-aof-rewrite-min-size",
+        get: |c| c.node.aof.rewrite_min_size.to_string(),
+        change: Change::Apply(set_rewrite_min_size),
+    },
+    Setting {
+        name: "aof-load-truncated",
+        get: |c| yes_no(c.node.aof.load_truncated),
+        change: Change::Apply(set_load_truncated),
+    },
+    Setting {
+        // The base file is a command stream, never an RDB preamble.
+        name: "aof-use-rdb-preamble",
+        get: |_| "no".into(),
         change: Change::Unsupported,
     },
     Setting {
@@ -425,21 +459,4 @@ pub fn rewrite(_ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Err(CmdError::fixed(
         "ERR CONFIG REWRITE is not supported by the built-in node",
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::memtoull;
-
-    #[test]
-    fn sizes_with_units() {
-        assert_eq!(memtoull("1mb"), Some(1024 * 1024));
-        assert_eq!(memtoull("256kb"), Some(256 * 1024));
-        assert_eq!(memtoull("1k"), Some(1000));
-        assert_eq!(memtoull("33554432"), Some(33_554_432));
-        assert_eq!(memtoull("1GB"), Some(1024 * 1024 * 1024));
-        assert_eq!(memtoull("x"), None);
-        assert_eq!(memtoull("1tb"), None);
-        assert_eq!(memtoull(""), None);
-    }
 }
