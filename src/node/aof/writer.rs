@@ -260,7 +260,7 @@ impl Writer {
         self.policy = node.aof.fsync;
         self.stats.current_size = self.current_size();
         node.aof.status = self.stats.clone();
-        if !node.aof.enabled && self.incr.is_some() {
+        if !node.aof.enabled && (self.incr.is_some() || node.aof.leftover.is_some()) {
             return Turn::Close(node.aof.leftover.take(), node.aof.taken);
         }
         if !stopping {
