@@ -8,8 +8,8 @@
 //! (CLIENT KILL, the pub/sub output limit) closes it. Pushed messages and
 //! replies keep the order in which the node produced them: pushes queued
 //! before a batch of commands takes the lock are written before its
-//! replies. With `appendfsync always`, replies of commands that wrote go
-//! out only once the append-only file holds their writes on disk.
+//! replies. Writes reach the append-only file before their replies go
+//! out; with `appendfsync always`, the replies also wait for the fsync.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -421,6 +421,8 @@ impl Connection {
             }
         }
         self.client.publish_snapshot(self.input.len());
+        // Written before the replies go out, as Redis does.
+        aof::flush(&mut node);
         if let Some(wait) = aof::sync_wait(&node, offset_before) {
             self.aof_wait = Some(wait);
         }

@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::manifest::{AofFile, Manifest, manifest_name};
 
@@ -167,7 +168,7 @@ impl AofDir {
             .open(self.file_path(&file.name))?;
         let size = handle.metadata()?.len();
         Ok(IncrFile {
-            handle,
+            handle: Arc::new(handle),
             file: file.clone(),
             size,
         })
@@ -229,7 +230,9 @@ impl AofDir {
 /// The incremental file being appended to.
 #[derive(Debug)]
 pub struct IncrFile {
-    handle: File,
+    /// Shared with the writer thread, which fsyncs it without the node
+    /// lock while connections append under it.
+    handle: Arc<File>,
     pub file: AofFile,
     /// Bytes in the file.
     pub size: u64,
@@ -243,7 +246,7 @@ impl IncrFile {
     /// # Errors
     /// The I/O error of the write.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self.handle.write_all(bytes) {
+        match (&*self.handle).write_all(bytes) {
             Ok(()) => {
                 self.size += bytes.len() as u64;
                 Ok(())
@@ -264,6 +267,11 @@ impl IncrFile {
     /// The I/O error of fsync.
     pub fn sync(&self) -> io::Result<()> {
         self.handle.sync_data()
+    }
+
+    /// The file, for an fsync outside the node lock.
+    pub fn sync_handle(&self) -> Arc<File> {
+        Arc::clone(&self.handle)
     }
 }
 

@@ -13,18 +13,22 @@
 //!
 //! - Loading (`load`) happens at start, before the node serves clients or
 //!   its bus runs.
-//! - Writing (`writer`) happens on a thread of its own, so a slow disk
-//!   never holds the node lock. With `appendfsync always`, a connection
-//!   whose commands wrote holds their replies until the writer has written
-//!   and fsynced them ([`SyncWait`]); writes of many connections share one
-//!   fsync, as Redis shares one per event-loop turn.
+//! - Writing is Redis's: a connection writes the stream bytes of its
+//!   batch of commands to the incremental file (write(2), no fsync) under
+//!   the node lock, before its replies go out, so an acknowledged write
+//!   survives the process being killed ([`flush`]). The writer thread
+//!   (`writer`) fsyncs outside the lock (once a second for `everysec`, at
+//!   once for `always`, whose connections hold their replies until then:
+//!   [`SyncWait`], one fsync for the writes of many connections), writes
+//!   what other tasks left in the buffer (expiry, replication), and runs
+//!   rewrites.
 //! - A rewrite (BGREWRITEAOF, or the files grew by
 //!   `auto-aof-rewrite-percentage` past `auto-aof-rewrite-min-size`) takes
 //!   the snapshot of the keyspace into memory under the node lock, in the
-//!   same lock that starts a new incremental file, so the snapshot and the
-//!   new file meet exactly. Redis forks instead; a copy in memory is what a
-//!   node without fork can do, and costs the size of the keyspace while
-//!   the base file is written.
+//!   same lock that switches to a new incremental file, so the snapshot and
+//!   the new file meet exactly. Redis forks instead; a copy in memory is
+//!   what a node without fork can do, and costs the size of the keyspace
+//!   while the base file is written outside the lock.
 //!
 //! A write that fails is retried, reported in INFO (`aof_last_write_status`)
 //! and makes the node refuse writes with `-MISCONF` until it succeeds, as
@@ -41,6 +45,8 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::sync::{Notify, watch};
+
+use files::IncrFile;
 
 use super::state::{NodeState, Shared};
 pub use config::{AofConfig, FsyncPolicy};
@@ -81,11 +87,11 @@ pub struct AofStatus {
     pub last_rewrite_ok: bool,
     /// Seconds the last rewrite took (-1: none yet).
     pub last_rewrite_secs: i64,
-    /// Why the last write or fsync failed, while it does.
+    /// Why the last write failed, while writes fail.
     pub write_error: Option<String>,
-    /// Bytes in the files of the manifest.
-    pub current_size: u64,
-    /// `current_size` after the start or the last rewrite.
+    /// Why the last fsync failed, while fsyncs fail.
+    pub fsync_error: Option<String>,
+    /// Bytes of the files at the start or after the last rewrite.
     pub base_size: u64,
 }
 
@@ -99,14 +105,15 @@ impl Default for AofStatus {
             last_rewrite_ok: true,
             last_rewrite_secs: -1,
             write_error: None,
-            current_size: 0,
+            fsync_error: None,
             base_size: 0,
         }
     }
 }
 
-/// The AOF's part of the node state: its settings as they are now, what
-/// is asked of the writer, and what the writer reports.
+/// The AOF's part of the node state: its settings as they are now, the
+/// file written under the node lock, what is asked of the writer, and what
+/// INFO reports.
 #[derive(Debug)]
 pub struct AofState {
     /// `appendonly`.
@@ -117,12 +124,22 @@ pub struct AofState {
     pub load_truncated: bool,
     /// A rewrite asked for, not started yet.
     request: Option<RewriteKind>,
-    /// Bytes of the stream taken when the AOF was turned off, for the
-    /// writer to write before it closes the file.
-    leftover: Option<BytesMut>,
-    /// Batches of stream bytes taken for the file so far: a batch is
-    /// durable once the writer publishes its number in `synced`.
-    taken: u64,
+    /// The incremental file appended to; none while the AOF is off (and
+    /// until the first rewrite after turning it on creates one: the bytes
+    /// wait in the feed meanwhile).
+    incr: Option<IncrFile>,
+    /// `incr` is not in the manifest yet (a `Restart` rewrite runs).
+    incr_pending: bool,
+    /// Bytes in the manifest's other files (base, older incremental ones).
+    other_files: u64,
+    /// A file left when the AOF was turned off, for the writer to fsync
+    /// and close, and the write position it ends at.
+    closing: Option<(IncrFile, u64)>,
+    /// Bytes whose write failed, written before the next ones.
+    retry: Option<BytesMut>,
+    /// Bytes written to incremental files since the start: the position
+    /// `appendfsync always` waits for, published in `synced` once fsynced.
+    written: u64,
     synced: watch::Receiver<u64>,
     /// Until the writer takes it: a node without a writer (unit tests)
     /// makes no connection wait.
@@ -148,8 +165,12 @@ impl AofState {
             rewrite_min_size: config.rewrite_min_size,
             load_truncated: config.load_truncated,
             request: None,
-            leftover: None,
-            taken: 0,
+            incr: None,
+            incr_pending: false,
+            other_files: 0,
+            closing: None,
+            retry: None,
+            written: 0,
             synced,
             synced_tx: Some(synced_tx),
             wake: Arc::new(Notify::new()),
@@ -162,15 +183,73 @@ impl AofState {
         self.status.rewrite_in_progress || self.request.is_some()
     }
 
+    /// Bytes in the files the manifest names (`aof_current_size`).
+    pub fn current_size(&self) -> u64 {
+        let incr = self
+            .incr
+            .as_ref()
+            .filter(|_| !self.incr_pending)
+            .map_or(0, |f| f.size);
+        self.other_files + incr
+    }
+
+    /// The position every byte of the stream taken so far reaches once
+    /// written.
+    fn end_position(&self) -> u64 {
+        self.written + self.retry.as_ref().map_or(0, |r| r.len() as u64)
+    }
+
     fn ask(&mut self, kind: RewriteKind) {
         self.request = Some(kind);
         self.wake.notify_one();
     }
 }
 
+/// Writes the stream bytes buffered for the file (write(2), no fsync), as
+/// Redis does before it sends replies. Called under the node lock at the
+/// end of each batch of commands, and by the writer for bytes other tasks
+/// left. A write that fails keeps its bytes for the next call and makes
+/// the node refuse writes ([`write_refusal`]) until one succeeds.
+pub fn flush(node: &mut NodeState) {
+    let NodeState { aof, feed, .. } = node;
+    let Some(incr) = aof.incr.as_mut() else {
+        return;
+    };
+    let Some(bytes) = feed.take_aof() else {
+        return;
+    };
+    let data = match aof.retry.take() {
+        Some(mut earlier) => {
+            earlier.extend_from_slice(&bytes);
+            earlier
+        }
+        None => bytes,
+    };
+    if data.is_empty() {
+        return;
+    }
+    match incr.append(&data) {
+        Ok(()) => {
+            aof.written += data.len() as u64;
+            if aof.status.write_error.take().is_some() {
+                tracing::warn!("append-only file writes work again");
+            }
+        }
+        Err(e) => {
+            if aof.status.write_error.is_none() {
+                tracing::error!(file = %incr.file.name, error = %e,
+                    "cannot write the append-only file; writes are refused until it works again");
+            }
+            aof.status.write_error = Some(e.to_string());
+            aof.retry = Some(data);
+        }
+    }
+}
+
 /// CONFIG SET appendonly: `yes` starts the AOF with a rewrite (the files
 /// on disk, if any, are from before and are replaced), `no` writes what
-/// is buffered, fsyncs and closes the file, as Redis does.
+/// is buffered and hands the file to the writer to fsync and close, as
+/// Redis does.
 pub fn set_enabled(node: &mut NodeState, on: bool) {
     if node.aof.enabled == on {
         return;
@@ -180,11 +259,15 @@ pub fn set_enabled(node: &mut NodeState, on: bool) {
         node.feed.enable_aof();
         node.aof.ask(RewriteKind::Restart);
     } else {
-        node.aof.leftover = node.feed.take_aof();
-        node.aof.taken += 1;
+        flush(node);
         node.feed.disable_aof();
-        node.aof.request = None;
-        node.aof.wake.notify_one();
+        let aof = &mut node.aof;
+        aof.request = None;
+        aof.retry = None;
+        aof.status.write_error = None;
+        aof.incr_pending = false;
+        aof.closing = aof.incr.take().map(|f| (f, aof.written));
+        aof.wake.notify_one();
     }
 }
 
@@ -220,7 +303,11 @@ pub fn rewrite_after_sync(node: &mut NodeState) {
 
 /// Redis's `-MISCONF` refusal of writes while the AOF cannot be written.
 pub fn write_refusal(node: &NodeState) -> Option<String> {
-    let error = node.aof.status.write_error.as_ref()?;
+    let status = &node.aof.status;
+    let error = status
+        .write_error
+        .as_ref()
+        .or(status.fsync_error.as_ref())?;
     node.aof
         .enabled
         .then(|| format!("MISCONF Errors writing to the AOF file: {error}"))
@@ -244,18 +331,20 @@ impl SyncWait {
 }
 
 /// Called under the lock at the end of a batch of commands that started
-/// when the stream was at `offset_before`: with `appendfsync always`, if
-/// they wrote, what to wait for before their replies go out.
+/// when the stream was at `offset_before`, after [`flush`]: with
+/// `appendfsync always`, if they wrote, what to wait for before their
+/// replies go out (the writer is woken to fsync at once).
 pub fn sync_wait(node: &NodeState, offset_before: u64) -> Option<SyncWait> {
     let aof = &node.aof;
     let wrote = node.feed.offset() != offset_before;
-    (wrote && aof.enabled && aof.fsync == FsyncPolicy::Always && aof.synced_tx.is_none()).then(
-        || SyncWait {
-            synced: aof.synced.clone(),
-            // The writer's next take holds these writes.
-            need: aof.taken + 1,
-        },
-    )
+    if !(wrote && aof.enabled && aof.fsync == FsyncPolicy::Always && aof.synced_tx.is_none()) {
+        return None;
+    }
+    aof.wake.notify_one();
+    Some(SyncWait {
+        synced: aof.synced.clone(),
+        need: aof.end_position(),
+    })
 }
 
 /// INFO persistence: the `aof_*` fields, as Redis names them.
@@ -282,11 +371,14 @@ pub fn info_fields(node: &NodeState) -> Vec<(&'static str, String)> {
             "aof_rewrites_consecutive_failures",
             s.consecutive_failures.to_string(),
         ),
-        ("aof_last_write_status", ok(s.write_error.is_none())),
+        (
+            "aof_last_write_status",
+            ok(s.write_error.is_none() && s.fsync_error.is_none()),
+        ),
     ];
     if aof.enabled {
         lines.extend([
-            ("aof_current_size", s.current_size.to_string()),
+            ("aof_current_size", aof.current_size().to_string()),
             ("aof_base_size", s.base_size.to_string()),
             ("aof_pending_rewrite", "0".into()),
         ]);

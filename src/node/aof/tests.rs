@@ -44,26 +44,98 @@ fn field<'a>(fields: &'a [(&'static str, String)], name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-#[test]
-fn turning_the_aof_on_buffers_the_stream_and_asks_for_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let shared = node_in(dir.path(), AofConfig::default());
+/// A node with the AOF on, appending to a file in `dir` (no writer).
+fn appending(dir: &Path) -> Arc<Shared> {
+    let shared = node_in(dir, AofConfig::default());
+    let files = files::AofDir::open(dir, "appendonly.aof").unwrap();
+    let incr = manifest::Manifest::default().next_incr("appendonly.aof");
     let mut node = shared.lock();
+    node.aof.incr = Some(files.create_incr(&incr).unwrap());
+    node.aof.enabled = true;
+    node.feed.enable_aof();
+    drop(node);
+    shared
+}
+
+fn incr_file(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("appendonly.aof.1.incr.aof")).unwrap()
+}
+
+const SET_K: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+
+#[test]
+fn flush_writes_the_buffered_stream_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = appending(dir.path());
+    run_all(&shared, &[&["SET", "k", "v"]]);
+    assert_eq!(incr_file(dir.path()), b"", "buffered until the flush");
+    let mut node = shared.lock();
+    flush(&mut node);
+    assert_eq!(incr_file(dir.path()), SET_K);
+    assert_eq!(node.aof.written, SET_K.len() as u64);
+    assert_eq!(node.aof.current_size(), SET_K.len() as u64);
+    flush(&mut node);
+    assert_eq!(node.aof.written, SET_K.len() as u64, "nothing new");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_is_kept_retried_and_refuses_writes_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = appending(dir.path());
+    // Every write to /dev/full fails with ENOSPC.
+    let full = dir.path().join("full.aof");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let broken = files::AofDir::open(&dir.path().join("sub"), "x").unwrap();
+    std::fs::rename(&full, broken.file_path("x.1.incr.aof")).unwrap();
+    let working = {
+        let mut node = shared.lock();
+        let file = manifest::Manifest::default().next_incr("x");
+        node.aof.incr.replace(broken.open_incr(&file).unwrap())
+    };
+    run_all(&shared, &[&["SET", "k", "v"]]);
+    flush(&mut shared.lock());
+    let refusal = run_all(&shared, &[&["SET", "k2", "v"]]);
+    assert!(
+        refusal.starts_with("-MISCONF Errors writing to the AOF file: No space left on device"),
+        "{refusal}"
+    );
+    assert_eq!(run_all(&shared, &[&["GET", "k"]]), "$1\r\nv\r\n");
+    {
+        let mut node = shared.lock();
+        assert_eq!(node.aof.written, 0);
+        assert_eq!(node.aof.end_position(), SET_K.len() as u64);
+        node.aof.incr = working;
+        flush(&mut node);
+        assert!(node.aof.status.write_error.is_none());
+    }
+    assert_eq!(incr_file(dir.path()), SET_K, "the kept bytes, once");
+    assert_eq!(run_all(&shared, &[&["SET", "k2", "v"]]), "+OK\r\n");
+}
+
+#[test]
+fn turning_the_aof_off_writes_what_is_buffered_and_hands_the_file_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = appending(dir.path());
+    run_all(&shared, &[&["SET", "k", "v"]]);
+    let mut node = shared.lock();
+    set_enabled(&mut node, false);
     assert!(!node.feed.aof_enabled());
+    assert_eq!(incr_file(dir.path()), SET_K);
+    let (closing, upto) = node.aof.closing.take().unwrap();
+    assert_eq!(
+        (closing.size, upto),
+        (SET_K.len() as u64, SET_K.len() as u64)
+    );
+    assert!(node.aof.incr.is_none());
     set_enabled(&mut node, true);
-    assert!(node.aof.enabled && node.feed.aof_enabled());
+    assert!(node.feed.aof_enabled());
     assert_eq!(node.aof.request, Some(RewriteKind::Restart));
     assert!(node.aof.rewriting());
     assert_eq!(
         bgrewriteaof(&mut node),
         Err("ERR Background append only file rewriting already in progress")
     );
-    node.aof.request = None;
-    node.feed.push(&[b"SET", b"k", b"v"]);
-    set_enabled(&mut node, false);
-    assert!(!node.feed.aof_enabled());
-    let leftover = node.aof.leftover.take().unwrap();
-    assert!(leftover.starts_with(b"*3\r\n$3\r\nSET"), "{leftover:?}");
 }
 
 #[test]
@@ -92,42 +164,19 @@ fn a_full_sync_restarts_the_aof_only_when_it_is_on() {
 }
 
 #[test]
-fn writes_are_refused_with_misconf_while_the_file_cannot_be_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let shared = node_in(dir.path(), AofConfig::default());
-    {
-        let mut node = shared.lock();
-        node.aof.enabled = true;
-        node.aof.status.write_error = Some("No space left on device (os error 28)".into());
-    }
-    assert_eq!(
-        run_all(&shared, &[&["SET", "k", "v"]]),
-        "-MISCONF Errors writing to the AOF file: No space left on device (os error 28)\r\n"
-    );
-    // Reads still work, and a transaction with a refused write fails.
-    assert_eq!(run_all(&shared, &[&["GET", "k"]]), "$-1\r\n");
-    assert!(
-        run_all(&shared, &[&["MULTI"], &["SET", "k", "v"], &["EXEC"]]).starts_with("-EXECABORT"),
-    );
-    shared.lock().aof.status.write_error = None;
-    assert_eq!(run_all(&shared, &[&["SET", "k", "v"]]), "+OK\r\n");
-}
-
-#[test]
 fn only_always_makes_a_batch_that_wrote_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let shared = node_in(dir.path(), AofConfig::default());
+    let shared = appending(dir.path());
     let mut node = shared.lock();
-    node.aof.enabled = true;
-    node.feed.enable_aof();
-    // No writer yet: nobody could release a waiter.
     let before = node.feed.offset();
     node.feed.push(&[b"SET", b"k", b"v"]);
+    flush(&mut node);
     node.aof.fsync = FsyncPolicy::Always;
+    // No writer yet: nobody could release a waiter.
     assert!(sync_wait(&node, before).is_none());
     let _writer_side = node.aof.synced_tx.take();
     let wait = sync_wait(&node, before).unwrap();
-    assert_eq!(wait.need, node.aof.taken + 1);
+    assert_eq!(wait.need, SET_K.len() as u64);
     assert!(
         sync_wait(&node, node.feed.offset()).is_none(),
         "nothing written"
@@ -164,9 +213,9 @@ fn info_names_the_fields_as_redis() {
     assert_eq!(field(&off, "aof_last_write_status"), "ok");
     assert!(!off.iter().any(|(k, _)| *k == "aof_current_size"));
     node.aof.enabled = true;
-    node.aof.status.current_size = 10;
+    node.aof.other_files = 10;
     node.aof.status.base_size = 4;
-    node.aof.status.write_error = Some("x".into());
+    node.aof.status.fsync_error = Some("x".into());
     node.aof.status.last_rewrite_ok = false;
     node.aof.request = Some(RewriteKind::Compact);
     let on = info_fields(&node);

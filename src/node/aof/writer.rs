@@ -1,9 +1,9 @@
-//! The writer: a thread of its own that owns the files of the AOF. Each
-//! turn it takes, under the node lock, what the node asks of it (bytes of
-//! the write stream, a rewrite, the AOF turned off), then does the I/O
-//! outside the lock: append, fsync by policy, start or finish a rewrite.
-//! A new base file is written by a second thread, so appends go on while
-//! it is written.
+//! The writer: a thread of its own that keeps the files of the AOF. Each
+//! turn it takes the node lock briefly (to write what other tasks left in
+//! the buffer, and to see what is asked of it), then works outside it:
+//! fsync by policy, close a file the AOF was turned off with, start or
+//! finish a rewrite. A new base file is written by a second thread, so
+//! nothing waits for it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,20 +13,18 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::files::{AofDir, IncrFile, write_atomic};
-use super::load;
 use super::manifest::{AofFile, Manifest};
-use super::{AofError, AofStatus, FsyncPolicy, RewriteKind};
+use super::{AofError, AofState, FsyncPolicy, RewriteKind, flush, load};
 use crate::node::snapshot::write_keyspace;
-use crate::node::state::{NodeState, Shared};
+use crate::node::state::Shared;
 
-/// How often the writer looks at the clock (everysec fsync, automatic
-/// rewrites, retries) when no write wakes it.
+/// How often the writer looks at the clock (everysec fsync, bytes left by
+/// expiry or replication, automatic rewrites) when nothing wakes it.
 const TICK: Duration = Duration::from_millis(100);
 const FSYNC_PERIOD: Duration = Duration::from_secs(1);
-/// How long a failed write waits before it is tried again.
-const RETRY_PERIOD: Duration = Duration::from_secs(1);
 /// The longest wait before a failed rewrite is tried again on its own.
 const MAX_REWRITE_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -49,18 +47,13 @@ struct Running {
     cancelled: Arc<AtomicBool>,
 }
 
-/// What one turn does, decided under the node lock.
-enum Turn {
-    Idle,
-    Append(BytesMut, u64),
-    Rewrite {
-        kind: RewriteKind,
-        pending: Option<BytesMut>,
-        batch: u64,
-        snapshot: BytesMut,
-        enabled: bool,
-    },
-    Close(Option<BytesMut>, u64),
+/// What one turn found under the lock.
+struct Found {
+    request: Option<RewriteKind>,
+    enabled: bool,
+    closing: Option<(IncrFile, u64)>,
+    /// The file to fsync, and the position that makes durable.
+    fsync: Option<(Arc<std::fs::File>, u64)>,
 }
 
 pub(super) struct Writer {
@@ -71,31 +64,19 @@ pub(super) struct Writer {
     /// Opened (and locked) at start with the AOF on, else when first needed.
     dir: Option<AofDir>,
     manifest: Manifest,
-    /// The incremental file appended to, while the AOF is on.
-    incr: Option<IncrFile>,
-    /// `incr` is not in the manifest yet (a `Restart` rewrite runs).
-    incr_pending: bool,
-    /// Bytes in the manifest's files, besides `incr` when it is in it.
-    other_files: u64,
+    /// The incremental file connections append to (the writer chooses it).
+    current: Option<AofFile>,
     running: Option<Running>,
-    /// Bytes whose write failed, to go before the next ones, and the
-    /// newest batch among them.
-    retry: Option<(BytesMut, u64)>,
-    last_attempt: Instant,
-    unsynced: bool,
+    /// Every byte before this position is on disk.
+    synced: u64,
+    fsync_failed: bool,
     last_fsync: Instant,
-    /// The last batch written (and fsynced, for `always`), and the one
-    /// published to waiting connections.
-    written: u64,
     synced_tx: watch::Sender<u64>,
     wake: Arc<tokio::sync::Notify>,
-    offsets: watch::Receiver<u64>,
     /// A `Restart` that failed, tried again at this time.
     restart_at: Option<Instant>,
     /// No automatic rewrite before this time (after failures).
     auto_after: Instant,
-    policy: FsyncPolicy,
-    stats: AofStatus,
 }
 
 impl Writer {
@@ -105,11 +86,10 @@ impl Writer {
     pub(super) fn open(shared: Arc<Shared>) -> Result<Writer, AofError> {
         let config = shared.config.aof.clone();
         let path = shared.config.dir.join(&config.dirname);
-        let (synced_tx, wake, offsets) = {
+        let (synced_tx, wake) = {
             let mut node = shared.lock();
-            node.aof = super::AofState::new(&config);
-            let tx = node.aof.synced_tx.take();
-            (tx, Arc::clone(&node.aof.wake), node.feed.subscribe())
+            node.aof = AofState::new(&config);
+            (node.aof.synced_tx.take(), Arc::clone(&node.aof.wake))
         };
         let synced_tx = synced_tx.unwrap_or_else(|| watch::channel(0).0);
         let now = Instant::now();
@@ -119,22 +99,15 @@ impl Writer {
             filename: config.filename.clone(),
             dir: None,
             manifest: Manifest::default(),
-            incr: None,
-            incr_pending: false,
-            other_files: 0,
+            current: None,
             running: None,
-            retry: None,
-            last_attempt: now,
-            unsynced: false,
+            synced: 0,
+            fsync_failed: false,
             last_fsync: now,
-            written: 0,
             synced_tx,
             wake,
-            offsets,
             restart_at: None,
             auto_after: now,
-            policy: config.fsync,
-            stats: AofStatus::default(),
         };
         if config.enabled {
             writer.open_at_start(config.load_truncated)?;
@@ -143,12 +116,13 @@ impl Writer {
     }
 
     fn open_at_start(&mut self, load_truncated: bool) -> Result<(), AofError> {
-        let dir_err = |path: &PathBuf| {
-            let path = path.clone();
-            move |source| AofError::Dir { path, source }
+        let path = self.path.clone();
+        let dir_err = move |source| AofError::Dir {
+            path: path.clone(),
+            source,
         };
-        let dir = AofDir::open(&self.path, &self.filename).map_err(dir_err(&self.path))?;
-        let mut manifest = match dir.read_manifest().map_err(dir_err(&self.path))? {
+        let dir = AofDir::open(&self.path, &self.filename).map_err(&dir_err)?;
+        let mut manifest = match dir.read_manifest().map_err(&dir_err)? {
             Some(manifest) => {
                 load::load(&self.shared, &dir, &manifest, load_truncated)?;
                 manifest
@@ -157,41 +131,41 @@ impl Writer {
                 // A first start: an empty base, as Redis creates one.
                 let mut manifest = Manifest::default();
                 let base = manifest.next_base(&self.filename);
-                dir.write_base(&base, b"").map_err(dir_err(&self.path))?;
+                dir.write_base(&base, b"").map_err(&dir_err)?;
                 tracing::info!(file = %base.name, "creating the append-only base file on server start");
                 manifest.base = Some(base);
                 manifest
             }
         };
-        dir.remove_unused(&mut manifest)
-            .map_err(dir_err(&self.path))?;
+        dir.remove_unused(&mut manifest).map_err(&dir_err)?;
         let incr = match manifest.incrs.last() {
-            Some(last) => dir.open_incr(last).map_err(dir_err(&self.path))?,
+            Some(last) => dir.open_incr(last).map_err(&dir_err)?,
             None => {
                 let next = manifest.next_incr(&self.filename);
-                let incr = dir.create_incr(&next).map_err(dir_err(&self.path))?;
+                let incr = dir.create_incr(&next).map_err(&dir_err)?;
                 manifest.incrs.push(next);
-                dir.write_manifest(&manifest).map_err(dir_err(&self.path))?;
+                dir.write_manifest(&manifest).map_err(&dir_err)?;
                 incr
             }
         };
-        self.other_files = manifest
+        let other_files = manifest
             .replay_order()
             .filter(|f| f.name != incr.file.name)
             .map(|f| dir.size_of(&f.name))
             .sum();
-        self.incr = Some(incr);
+        self.current = Some(incr.file.clone());
         self.dir = Some(dir);
         self.manifest = manifest;
-        self.stats.current_size = self.current_size();
-        self.stats.base_size = self.stats.current_size;
         let mut node = self.shared.lock();
         node.feed.enable_aof();
-        node.aof.status = self.stats.clone();
+        let aof = &mut node.aof;
+        aof.other_files = other_files;
+        aof.incr = Some(incr);
+        aof.status.base_size = aof.current_size();
         Ok(())
     }
 
-    /// Runs until shutdown, then writes and fsyncs what is left.
+    /// Runs until shutdown; the last turn writes and fsyncs what is left.
     pub(super) fn run(mut self, runtime: &tokio::runtime::Handle) {
         let shutdown = self.shared.shutdown.clone();
         loop {
@@ -201,31 +175,14 @@ impl Writer {
                 break;
             }
         }
-        if let Some(incr) = &self.incr {
-            if let Err(e) = incr.sync() {
-                tracing::error!(error = %e, "cannot fsync the append-only file at shutdown");
-            }
-        }
         self.abandon_rewrite();
     }
 
-    /// Sleeps until a write, a request, the next tick or shutdown (true).
-    fn wait(
-        &mut self,
-        runtime: &tokio::runtime::Handle,
-        shutdown: &tokio_util::sync::CancellationToken,
-    ) -> bool {
-        let offsets = &mut self.offsets;
-        let wake = &self.wake;
+    /// Sleeps until woken, the next tick, or shutdown (true).
+    fn wait(&self, runtime: &tokio::runtime::Handle, shutdown: &CancellationToken) -> bool {
         runtime.block_on(async {
             tokio::select! {
-                changed = offsets.changed() => {
-                    if changed.is_err() {
-                        tokio::time::sleep(TICK).await;
-                    }
-                    false
-                }
-                () = wake.notified() => false,
+                () = self.wake.notified() => false,
                 () = tokio::time::sleep(TICK) => false,
                 () = shutdown.cancelled() => true,
             }
@@ -233,198 +190,119 @@ impl Writer {
     }
 
     fn turn(&mut self, stopping: bool) {
-        match self.decide(stopping) {
-            Turn::Idle => {}
-            Turn::Append(bytes, batch) => self.append(bytes, batch),
-            Turn::Rewrite {
-                kind,
-                pending,
-                batch,
-                snapshot,
-                enabled,
-            } => self.start_rewrite(kind, pending, batch, snapshot, enabled),
-            Turn::Close(leftover, batch) => self.close(leftover, batch),
+        let found = self.look(stopping);
+        if let Some((file, upto)) = found.closing {
+            self.abandon_rewrite();
+            self.current = None;
+            self.sync_file(&file.sync_handle(), upto);
+            tracing::info!(file = %file.file.name, "append-only file closed (appendonly no)");
         }
-        if self.retry.is_some() && self.last_attempt.elapsed() >= RETRY_PERIOD {
-            self.append(BytesMut::new(), 0);
+        if let Some((handle, upto)) = found.fsync {
+            self.sync_file(&handle, upto);
+        }
+        self.publish();
+        if let Some(kind) = found.request {
+            self.start_rewrite(kind, found.enabled);
         }
         self.finish_rewrite();
-        self.fsync_by_policy(stopping);
-        self.release();
     }
 
-    /// Under the lock: publishes the status and takes what there is to do.
-    fn decide(&mut self, stopping: bool) -> Turn {
-        let mut guard = self.shared.lock();
-        let node: &mut NodeState = &mut guard;
-        self.policy = node.aof.fsync;
-        self.stats.current_size = self.current_size();
-        node.aof.status = self.stats.clone();
-        if !node.aof.enabled && (self.incr.is_some() || node.aof.leftover.is_some()) {
-            return Turn::Close(node.aof.leftover.take(), node.aof.taken);
-        }
+    /// Under the lock: writes what is buffered, takes what is asked.
+    fn look(&mut self, stopping: bool) -> Found {
+        let mut node = self.shared.lock();
+        flush(&mut node);
+        let aof = &mut node.aof;
+        let closing = aof.closing.take();
+        let mut request = None;
         if !stopping {
-            if node.aof.request.is_none() && self.wants_rewrite(&node.aof) {
-                node.aof.request = Some(
-                    self.restart_at
-                        .take()
-                        .map_or(RewriteKind::Compact, |_| RewriteKind::Restart),
-                );
+            if aof.request.is_none() && self.wants_rewrite(aof) {
+                let restart = self.restart_at.take().is_some();
+                aof.request = Some(if restart {
+                    RewriteKind::Restart
+                } else {
+                    RewriteKind::Compact
+                });
             }
-            if let Some(kind) = node.aof.request.take() {
-                let pending = node.feed.take_aof();
-                node.aof.taken += 1;
-                let mut snapshot = BytesMut::new();
-                write_keyspace(&node.db, &mut snapshot);
-                node.aof.status.rewrite_in_progress = true;
-                node.aof.status.rewrite_started = Some(Instant::now());
-                return Turn::Rewrite {
-                    kind,
-                    pending,
-                    batch: node.aof.taken,
-                    snapshot,
-                    enabled: node.aof.enabled,
-                };
+            request = aof.request.take();
+            if request.is_some() {
+                aof.status.rewrite_in_progress = true;
+                aof.status.rewrite_started = Some(Instant::now());
             }
         }
-        match node.feed.take_aof() {
-            Some(bytes) if !bytes.is_empty() => {
-                node.aof.taken += 1;
-                Turn::Append(bytes, node.aof.taken)
+        let due = stopping || fsync_due(aof.fsync, self.last_fsync.elapsed());
+        let fsync = match &aof.incr {
+            Some(incr) if aof.written > self.synced && due => {
+                Some((incr.sync_handle(), aof.written))
             }
-            _ => Turn::Idle,
+            _ => None,
+        };
+        Found {
+            request,
+            enabled: aof.enabled,
+            closing,
+            fsync,
         }
     }
 
     /// A failed `Restart` whose retry is due, or the files grew enough.
-    fn wants_rewrite(&self, aof: &super::AofState) -> bool {
+    fn wants_rewrite(&self, aof: &AofState) -> bool {
         if self.running.is_some() || !aof.enabled {
             return false;
         }
         if let Some(at) = self.restart_at {
             return Instant::now() >= at;
         }
-        if self.incr.is_none() || self.incr_pending || Instant::now() < self.auto_after {
+        if aof.incr.is_none() || aof.incr_pending || Instant::now() < self.auto_after {
             return false;
         }
-        let current = self.current_size();
-        let base = self.stats.base_size.max(1);
+        let current = aof.current_size();
+        let base = aof.status.base_size.max(1);
         aof.rewrite_percentage > 0
             && current > aof.rewrite_min_size
             && (current.saturating_mul(100) / base).saturating_sub(100) >= aof.rewrite_percentage
     }
 
-    fn current_size(&self) -> u64 {
-        let incr = self
-            .incr
-            .as_ref()
-            .filter(|_| !self.incr_pending)
-            .map_or(0, |f| f.size);
-        self.other_files + incr
-    }
-
-    /// Appends `bytes` (after any that failed before) to the open file.
-    fn append(&mut self, bytes: BytesMut, batch: u64) {
-        let (data, batch) = match self.retry.take() {
-            Some((mut earlier, earlier_batch)) => {
-                earlier.extend_from_slice(&bytes);
-                (earlier, earlier_batch.max(batch))
-            }
-            None => (bytes, batch),
-        };
-        let Some(incr) = self.incr.as_mut() else {
-            if !data.is_empty() {
-                // No file to write to (it could not be created): keep the
-                // bytes for when there is one.
-                self.retry = Some((data, batch));
-            }
-            return;
-        };
-        if data.is_empty() {
-            return;
+    /// Fsyncs `file`; on success every byte before `upto` is on disk. A
+    /// failure makes the node refuse writes until an fsync works again.
+    fn sync_file(&mut self, file: &std::fs::File, upto: u64) {
+        let result = file.sync_data();
+        let failed = result.as_ref().err().map(ToString::to_string);
+        if failed.is_some() || self.fsync_failed {
+            // Only a change of state takes the lock.
+            self.shared.lock().aof.status.fsync_error = failed.clone();
         }
-        self.last_attempt = Instant::now();
-        match incr.append(&data) {
-            Ok(()) => {
-                if self.stats.write_error.take().is_some() {
-                    tracing::warn!("append-only file writes work again");
+        match failed {
+            None => {
+                if self.fsync_failed {
+                    tracing::warn!("append-only file fsyncs work again");
                 }
-                self.unsynced = true;
-                self.written = self.written.max(batch);
-            }
-            Err(e) => {
-                if self.stats.write_error.is_none() {
-                    tracing::error!(file = %incr.file.name, error = %e,
-                        "cannot write the append-only file; writes are refused until it works again");
-                }
-                self.stats.write_error = Some(e.to_string());
-                self.retry = Some((data, batch));
-            }
-        }
-    }
-
-    fn fsync_by_policy(&mut self, stopping: bool) {
-        if self.unsynced && (stopping || fsync_due(self.policy, self.last_fsync.elapsed())) {
-            self.fsync();
-        }
-    }
-
-    fn fsync(&mut self) {
-        let Some(incr) = &self.incr else {
-            return;
-        };
-        match incr.sync() {
-            Ok(()) => {
-                self.unsynced = false;
+                self.synced = self.synced.max(upto);
                 self.last_fsync = Instant::now();
             }
-            Err(e) => {
-                if self.stats.write_error.is_none() {
-                    tracing::error!(file = %incr.file.name, error = %e, "cannot fsync the append-only file");
-                }
-                self.stats.write_error = Some(e.to_string());
+            Some(e) if !self.fsync_failed => {
+                tracing::error!(error = %e, "cannot fsync the append-only file; writes are refused until it works again");
             }
+            Some(_) => {}
         }
+        self.fsync_failed = result.is_err();
     }
 
-    /// Tells waiting connections (`always`) which batches are durable.
-    fn release(&self) {
-        if self.policy == FsyncPolicy::Always && (self.unsynced || self.retry.is_some()) {
-            return;
-        }
-        let written = self.written;
+    /// Tells waiting connections (`always`) how far the file is on disk.
+    fn publish(&self) {
+        let synced = self.synced;
         self.synced_tx.send_if_modified(|published| {
-            let newer = written > *published;
+            let newer = synced > *published;
             if newer {
-                *published = written;
+                *published = synced;
             }
             newer
         });
     }
 
-    /// The AOF was turned off: the last bytes are written and fsynced, the
-    /// file closed; a rewrite in progress is abandoned.
-    fn close(&mut self, leftover: Option<BytesMut>, batch: u64) {
-        self.abandon_rewrite();
-        if self.incr_pending {
-            self.retry = None;
-        } else {
-            self.append(leftover.unwrap_or_default(), batch);
-            self.fsync();
-        }
-        self.written = self.written.max(batch);
-        self.retry = None;
-        self.unsynced = false;
-        self.incr = None;
-        self.incr_pending = false;
-        self.stats.write_error = None;
-        tracing::info!("append-only file closed (appendonly no)");
-    }
-
     fn abandon_rewrite(&mut self) {
         if let Some(running) = self.running.take() {
             running.cancelled.store(true, Ordering::Relaxed);
-            self.stats.rewrite_in_progress = false;
+            self.shared.lock().aof.status.rewrite_in_progress = false;
         }
     }
 
@@ -442,50 +320,91 @@ impl Writer {
             .ok_or_else(|| std::io::Error::other("no append-only directory"))
     }
 
-    /// The first half of a rewrite, right after the snapshot: the stream
-    /// from here on goes to a new incremental file; the snapshot goes to a
-    /// new base file, written by another thread.
-    fn start_rewrite(
-        &mut self,
-        kind: RewriteKind,
-        pending: Option<BytesMut>,
-        batch: u64,
-        snapshot: BytesMut,
-        enabled: bool,
-    ) {
+    /// Creates the incremental file the stream goes to once the rewrite
+    /// starts; for a `Compact` rewrite the manifest names it at once, after
+    /// the files it follows (empty until the switch, so a crash before the
+    /// switch loads the same data).
+    fn prepare_incr(&mut self, kind: RewriteKind) -> std::io::Result<IncrFile> {
+        self.dir()?;
+        let next = self.manifest.next_incr(&self.filename);
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no append-only directory"))?;
+        let incr = dir.create_incr(&next)?;
+        if kind == RewriteKind::Compact {
+            let mut manifest = self.manifest.clone();
+            manifest.incrs.push(next);
+            dir.write_manifest(&manifest)?;
+            self.manifest = manifest;
+        }
+        Ok(incr)
+    }
+
+    /// The first half of a rewrite: under the lock, the stream switches to
+    /// a new incremental file and the keyspace is copied; the copy goes to
+    /// a new base file, written by another thread.
+    fn start_rewrite(&mut self, kind: RewriteKind, enabled: bool) {
         self.abandon_rewrite();
         let started = Instant::now();
-        self.stats.rewrite_in_progress = true;
-        self.stats.rewrite_started = Some(started);
-        match kind {
-            RewriteKind::Compact => {
-                // These writes came before the snapshot: after the old files.
-                self.append(pending.unwrap_or_default(), batch);
+        let next = if enabled {
+            match self.prepare_incr(kind) {
+                Ok(incr) => Some(incr),
+                Err(e) => return self.rewrite_failed(kind, &e),
             }
-            RewriteKind::Restart => {
-                // Already in the snapshot; the old files are left as they are.
-                self.retry = None;
-                self.written = self.written.max(batch);
-            }
-        }
-        let switched = if enabled {
-            self.open_next_incr(kind)
         } else {
-            Ok(())
+            None
         };
-        let prepared = switched.and_then(|()| {
-            let base = self.manifest.next_base(&self.filename);
-            let dir = self.dir()?.path().to_path_buf();
-            Ok((base, dir))
-        });
-        let (base, dir) = match prepared {
-            Ok(ready) => ready,
+        let next_name = next.as_ref().map(|f| f.file.clone());
+        let switched = {
+            let mut node = self.shared.lock();
+            if node.aof.enabled != enabled {
+                // Turned on or off meanwhile: that asks for its own rewrite
+                // or abandons this one.
+                node.aof.status.rewrite_in_progress = false;
+                return;
+            }
+            match kind {
+                // These writes came before the snapshot: after the old files.
+                RewriteKind::Compact => flush(&mut node),
+                // Already in the snapshot; the old files stay as they are.
+                RewriteKind::Restart => {
+                    let _ = node.feed.take_aof();
+                    node.aof.retry = None;
+                }
+            }
+            let mut snapshot = BytesMut::new();
+            write_keyspace(&node.db, &mut snapshot);
+            let aof = &mut node.aof;
+            let old = match next {
+                Some(incr) => aof.incr.replace(incr),
+                None => None,
+            };
+            if let Some(old) = &old {
+                if !aof.incr_pending {
+                    aof.other_files += old.size;
+                }
+            }
+            aof.incr_pending = kind == RewriteKind::Restart && next_name.is_some();
+            (old, aof.written, snapshot)
+        };
+        let (old, written, snapshot) = switched;
+        self.current = next_name.or(self.current.take());
+        if let Some(old) = old {
+            // Everything written so far is in the old file: make it
+            // durable before moving on.
+            self.sync_file(&old.sync_handle(), written);
+            self.publish();
+        }
+        let base = self.manifest.next_base(&self.filename);
+        let dir = match self.dir() {
+            Ok(dir) => dir.path().to_path_buf(),
             Err(e) => return self.rewrite_failed(kind, &e),
         };
         let (tx, result) = mpsc::channel();
         let cancelled = Arc::new(AtomicBool::new(false));
-        let wake = Arc::clone(&self.wake);
         let job = {
+            let wake = Arc::clone(&self.wake);
             let cancelled = Arc::clone(&cancelled);
             let base = base.clone();
             move || {
@@ -514,48 +433,18 @@ impl Writer {
         });
     }
 
-    /// Starts the next incremental file; for a `Compact` rewrite the
-    /// manifest names it at once, after the files it follows.
-    fn open_next_incr(&mut self, kind: RewriteKind) -> std::io::Result<()> {
-        self.dir()?;
-        let next = self.manifest.next_incr(&self.filename);
-        let dir = self
-            .dir
-            .as_ref()
-            .ok_or_else(|| std::io::Error::other("no append-only directory"))?;
-        let incr = dir.create_incr(&next)?;
-        if kind == RewriteKind::Compact {
-            let mut manifest = self.manifest.clone();
-            manifest.incrs.push(next);
-            dir.write_manifest(&manifest)?;
-            self.manifest = manifest;
-        }
-        if let Some(old) = self.incr.take() {
-            // The old file is complete: make it durable before moving on.
-            if let Err(e) = old.sync() {
-                tracing::warn!(file = %old.file.name, error = %e, "cannot fsync the previous append-only file");
-            }
-            if !self.incr_pending {
-                self.other_files += old.size;
-            }
-        }
-        self.unsynced = false;
-        self.incr = Some(incr);
-        self.incr_pending = kind == RewriteKind::Restart;
-        Ok(())
-    }
-
     fn rewrite_failed(&mut self, kind: RewriteKind, error: &dyn std::fmt::Display) {
         tracing::error!(error = %error, "background append only file rewriting failed");
         self.running = None;
-        self.stats.rewrite_in_progress = false;
-        self.stats.last_rewrite_ok = false;
-        self.stats.consecutive_failures += 1;
-        let backoff = Duration::from_secs(1 << self.stats.consecutive_failures.min(6))
-            .min(MAX_REWRITE_BACKOFF);
+        let mut node = self.shared.lock();
+        let status = &mut node.aof.status;
+        status.rewrite_in_progress = false;
+        status.last_rewrite_ok = false;
+        status.consecutive_failures += 1;
+        let backoff =
+            Duration::from_secs(1 << status.consecutive_failures.min(6)).min(MAX_REWRITE_BACKOFF);
         self.auto_after = Instant::now() + backoff;
-        let enabled = self.shared.lock().aof.enabled;
-        if kind == RewriteKind::Restart && enabled {
+        if kind == RewriteKind::Restart && node.aof.enabled {
             // The AOF is not usable until a rewrite succeeds.
             self.restart_at = Some(self.auto_after);
         }
@@ -583,8 +472,7 @@ impl Writer {
             Err(e) => return self.rewrite_failed(running.kind, &e),
         };
         let mut manifest = self.manifest.clone();
-        let incr = self.incr.as_ref().map(|f| f.file.clone());
-        manifest.switch_to(running.base.clone(), incr);
+        manifest.switch_to(running.base.clone(), self.current.clone());
         let switched = match &self.dir {
             Some(dir) => dir
                 .write_manifest(&manifest)
@@ -598,17 +486,20 @@ impl Writer {
             return self.rewrite_failed(running.kind, &e);
         }
         self.manifest = manifest;
-        self.incr_pending = false;
-        self.other_files = base_size;
         self.restart_at = None;
-        let secs = running.started.elapsed().as_secs() as i64;
-        self.stats.rewrite_in_progress = false;
-        self.stats.rewrites += 1;
-        self.stats.consecutive_failures = 0;
-        self.stats.last_rewrite_ok = true;
-        self.stats.last_rewrite_secs = secs;
-        self.stats.current_size = self.current_size();
-        self.stats.base_size = self.stats.current_size;
+        {
+            let mut node = self.shared.lock();
+            let aof = &mut node.aof;
+            aof.incr_pending = false;
+            aof.other_files = base_size;
+            let status = &mut aof.status;
+            status.rewrite_in_progress = false;
+            status.rewrites += 1;
+            status.consecutive_failures = 0;
+            status.last_rewrite_ok = true;
+            status.last_rewrite_secs = running.started.elapsed().as_secs() as i64;
+            aof.status.base_size = aof.current_size();
+        }
         tracing::info!(base = %running.base.name, bytes = base_size, "background AOF rewrite finished successfully");
     }
 }
