@@ -396,11 +396,13 @@ impl Writer {
             self.sync_file(&old.sync_handle(), written);
             self.publish();
         }
-        let base = self.manifest.next_base(&self.filename);
+        // (The directory first: opening it reads the manifest on disk,
+        // which the new base's number follows.)
         let dir = match self.dir() {
             Ok(dir) => dir.path().to_path_buf(),
             Err(e) => return self.rewrite_failed(kind, &e),
         };
+        let base = self.manifest.next_base(&self.filename);
         let (tx, result) = mpsc::channel();
         let cancelled = Arc::new(AtomicBool::new(false));
         let job = {

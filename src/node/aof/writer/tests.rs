@@ -266,3 +266,25 @@ fn the_files_are_rewritten_when_they_grow() {
     turn_until(&mut writer, "automatic rewrite", |s| rewrites(s) == 1);
     assert!(current_size(&shared) < 100, "{}", current_size(&shared));
 }
+
+#[test]
+fn a_base_written_with_the_aof_off_follows_the_files_already_there() {
+    let root = tempfile::tempdir().unwrap();
+    let earlier = node_in(root.path(), on());
+    let mut writer = Writer::open(Arc::clone(&earlier)).unwrap();
+    run_all(&earlier, &[&["SET", "old", "1"]]);
+    writer.turn(false);
+    drop(writer);
+    let shared = node_in(root.path(), AofConfig::default());
+    let mut writer = Writer::open(Arc::clone(&shared)).unwrap();
+    write_mix(&shared);
+    bgrewriteaof(&mut shared.lock()).unwrap();
+    turn_until(&mut writer, "rewrite", |s| rewrites(s) == 1);
+    assert_eq!(
+        manifest(root.path()),
+        "file appendonly.aof.2.base.aof seq 2 type b\n"
+    );
+    assert_eq!(aof_files(root.path()), ["appendonly.aof.2.base.aof"]);
+    drop(writer);
+    same_data(&shared, &reloaded(root.path()));
+}
