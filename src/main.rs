@@ -73,9 +73,27 @@ struct NodeArgs {
     /// Working directory for the cluster state and the append-only file.
     #[arg(long)]
     dir: Option<String>,
-    /// no (yes is refused until the append-only file is written).
+    /// yes|no: keep an append-only file in --dir, replayed at start [default: no].
     #[arg(long)]
     appendonly: Option<String>,
+    /// always|everysec|no: when the append-only file is fsynced [default: everysec].
+    #[arg(long)]
+    appendfsync: Option<String>,
+    /// Prefix of the append-only file's names [default: appendonly.aof].
+    #[arg(long)]
+    appendfilename: Option<String>,
+    /// Directory of the append-only file, inside --dir [default: appendonlydir].
+    #[arg(long)]
+    appenddirname: Option<String>,
+    /// Rewrite the append-only file once it grew by this many percent [default: 100].
+    #[arg(long)]
+    auto_aof_rewrite_percentage: Option<String>,
+    /// ... and only once it is this large [default: 64mb].
+    #[arg(long)]
+    auto_aof_rewrite_min_size: Option<String>,
+    /// yes|no: load an append-only file whose last command is cut short [default: yes].
+    #[arg(long)]
+    aof_load_truncated: Option<String>,
     /// Milliseconds before an unanswering peer is suspected failing.
     #[arg(long)]
     cluster_node_timeout: Option<String>,
@@ -451,6 +469,18 @@ fn node_config(args: &NodeArgs) -> Result<slotway::node::NodeConfig, String> {
         ("cluster-config-file", args.cluster_config_file.clone()),
         ("dir", args.dir.clone()),
         ("appendonly", args.appendonly.clone()),
+        ("appendfsync", args.appendfsync.clone()),
+        ("appendfilename", args.appendfilename.clone()),
+        ("appenddirname", args.appenddirname.clone()),
+        (
+            "auto-aof-rewrite-percentage",
+            args.auto_aof_rewrite_percentage.clone(),
+        ),
+        (
+            "auto-aof-rewrite-min-size",
+            args.auto_aof_rewrite_min_size.clone(),
+        ),
+        ("aof-load-truncated", args.aof_load_truncated.clone()),
         ("cluster-node-timeout", args.cluster_node_timeout.clone()),
         (
             "cluster-require-full-coverage",

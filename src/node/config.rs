@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::aof::config::{AofConfig, FsyncPolicy, plain_name};
+
 /// A node's startup settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -15,7 +17,8 @@ pub struct NodeConfig {
     pub cluster_config_file: PathBuf,
     /// Working directory for the cluster config and the append-only file.
     pub dir: PathBuf,
-    pub appendonly: bool,
+    /// `appendonly` and the settings of the append-only file.
+    pub aof: AofConfig,
     /// Milliseconds without an answer before a peer is suspected failing.
     pub node_timeout_ms: u64,
     /// `cluster-require-full-coverage`: refuse queries while any slot is
@@ -70,7 +73,7 @@ impl NodeConfig {
             cluster_port: port.wrapping_add(10000),
             cluster_config_file: PathBuf::from(format!("nodes-{port}.conf")),
             dir: PathBuf::from("."),
-            appendonly: false,
+            aof: AofConfig::default(),
             node_timeout_ms: 15000,
             require_full_coverage: true,
             announce_ip: None,
@@ -123,6 +126,13 @@ fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError
     })
 }
 
+fn invalid(key: &str, reason: String) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason,
+    }
+}
+
 impl NodeConfig {
     /// Applies one `redis.conf` directive. `port` also moves the default
     /// cluster port and config file name, unless they were set explicitly
@@ -151,19 +161,29 @@ impl NodeConfig {
             "cluster-port" => self.cluster_port = number(key, value)?,
             "cluster-config-file" => self.cluster_config_file = PathBuf::from(value),
             "dir" => self.dir = PathBuf::from(value),
-            "appendonly" => {
-                // Accepting `yes` without writing the file would promise a
-                // durability the node does not give yet.
-                if yes_no(key, value)? {
-                    return Err(ConfigError {
-                        key: key.into(),
-                        reason: "the built-in node does not write an append-only file yet \
-                                 (it comes with persistence); use 'no'"
-                            .into(),
-                    });
-                }
-                self.appendonly = false;
+            "appendonly" => self.aof.enabled = yes_no(key, value)?,
+            "appendfsync" => {
+                self.aof.fsync = FsyncPolicy::parse(value).ok_or_else(|| {
+                    invalid(
+                        key,
+                        format!("must be always, everysec or no, not '{value}'"),
+                    )
+                })?;
             }
+            "appendfilename" => {
+                self.aof.filename =
+                    plain_name("appendfilename", value).map_err(|r| invalid(key, r))?;
+            }
+            "appenddirname" => {
+                self.aof.dirname =
+                    plain_name("appenddirname", value).map_err(|r| invalid(key, r))?;
+            }
+            "auto-aof-rewrite-percentage" => self.aof.rewrite_percentage = number(key, value)?,
+            "auto-aof-rewrite-min-size" => {
+                self.aof.rewrite_min_size = parse_size(value)
+                    .ok_or_else(|| invalid(key, format!("'{value}' is not a valid size")))?;
+            }
+            "aof-load-truncated" => self.aof.load_truncated = yes_no(key, value)?,
             "cluster-node-timeout" => self.node_timeout_ms = number(key, value)?,
             "cluster-require-full-coverage" => self.require_full_coverage = yes_no(key, value)?,
             "cluster-announce-ip" => self.announce_ip = Some(value.to_string()),
@@ -196,8 +216,7 @@ impl NodeConfig {
             }
             // Accepted for compatibility with redis.conf files written for
             // redis-server; they change nothing here.
-            "daemonize" | "protected-mode" | "save" | "logfile" | "loglevel" | "appendfsync"
-            | "appendfilename" | "dbfilename" => {}
+            "daemonize" | "protected-mode" | "save" | "logfile" | "loglevel" | "dbfilename" => {}
             _ => {
                 return Err(ConfigError {
                     key: key.into(),
@@ -266,14 +285,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (c.port, c.appendonly, c.node_timeout_ms),
+            (c.port, c.aof.enabled, c.node_timeout_ms),
             (7002, false, 2000)
         );
         let err = c.apply_conf("port 1\nfrobnicate 3\n").unwrap_err();
         assert_eq!(err.key, "line 2: frobnicate");
         assert!(c.apply("appendonly", "maybe").is_err());
-        let refused = c.apply("appendonly", "yes").unwrap_err();
-        assert!(refused.reason.contains("append-only file"), "{refused}");
         assert!(c.apply("cluster-enabled", "no").is_err());
         c.apply("repl-backlog-size", "16kb").unwrap();
         assert_eq!(c.repl_backlog_size, 16 * 1024);
@@ -311,5 +328,38 @@ mod tests {
         assert_eq!(c.migration_barrier, 2);
         assert!(c.apply("cluster-replica-validity-factor", "-1").is_err());
         assert!(c.apply("cluster-allow-replica-migration", "maybe").is_err());
+    }
+
+    #[test]
+    fn append_only_settings_as_redis_conf_writes_them() {
+        let mut c = NodeConfig::for_port(6379);
+        assert_eq!(c.aof, AofConfig::default());
+        c.apply_conf(
+            "appendonly yes\nappendfsync always\nappendfilename \"my.aof\"\n\
+             appenddirname aofdir\nauto-aof-rewrite-percentage 50\n\
+             auto-aof-rewrite-min-size 1mb\naof-load-truncated no\n",
+        )
+        .unwrap();
+        let expected = AofConfig {
+            enabled: true,
+            fsync: FsyncPolicy::Always,
+            filename: "my.aof".into(),
+            dirname: "aofdir".into(),
+            rewrite_percentage: 50,
+            rewrite_min_size: 1024 * 1024,
+            load_truncated: false,
+        };
+        assert_eq!(c.aof, expected);
+        for (key, value) in [
+            ("appendfsync", "sometimes"),
+            ("appendfilename", "../x.aof"),
+            ("appenddirname", "a/b"),
+            ("auto-aof-rewrite-percentage", "-1"),
+            ("auto-aof-rewrite-min-size", "lots"),
+            ("aof-load-truncated", "maybe"),
+        ] {
+            assert!(c.apply(key, value).is_err(), "{key} {value}");
+        }
+        assert_eq!(c.aof, expected, "a refused value changes nothing");
     }
 }

@@ -12,8 +12,10 @@
 //!
 //! Background tasks: active expiry; the cluster bus (gossip with the other
 //! nodes); replication (the link to this node's master, if it is a
-//! replica, and the upkeep of its own replicas' links).
+//! replica, and the upkeep of its own replicas' links); the append-only
+//! file's writer (`aof`).
 
+pub mod aof;
 pub mod bus;
 pub mod client;
 pub mod cluster;
@@ -56,13 +58,16 @@ pub enum NodeError {
     },
     #[error(transparent)]
     ClusterConfig(#[from] cluster::nodes_conf::ConfError),
+    #[error(transparent)]
+    Aof(#[from] aof::AofError),
 }
 
 /// Runs a node until `shutdown` is cancelled.
 ///
 /// # Errors
-/// [`NodeError`] when a port cannot be bound, or the cluster config file
-/// is locked by another node or cannot be read.
+/// [`NodeError`] when a port cannot be bound, the cluster config file is
+/// locked by another node or cannot be read, or the append-only file
+/// cannot be loaded.
 pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), NodeError> {
     let cluster = load_cluster_state(&config)?;
     let addr = format!("{}:{}", config.bind, config.port);
@@ -84,6 +89,9 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
     let conf_file = cluster.conf_file.clone();
     let (bus, bus_outbox) = bus::BusHandle::new();
     let shared = Arc::new(Shared::new(config, NodeState::new(cluster), bus, shutdown));
+    // The data comes back before anyone is served: clients and peers that
+    // connect meanwhile wait in the listen queues.
+    let aof = aof::start(&shared).await?;
     tokio::spawn(expire_loop(Arc::clone(&shared)));
     replication::start(&shared);
     tokio::spawn(bus::run(Arc::clone(&shared), bus_listener, bus_outbox));
@@ -93,6 +101,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
     if let Some(saver) = saver {
         let _ = saver.await;
     }
+    aof.finished().await;
     Ok(())
 }
 

@@ -186,6 +186,9 @@ impl Feed {
 
     /// Wakes on every new byte: `borrow()` is the offset.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
+        // The value is kept current only while someone listens (see
+        // `append_raw`): bring it up to date first.
+        self.offset_tx.send_replace(self.offset);
         self.offset_tx.subscribe()
     }
 
@@ -247,7 +250,11 @@ impl Feed {
             aof.extend_from_slice(bytes);
         }
         self.offset += bytes.len() as u64;
-        self.offset_tx.send_replace(self.offset);
+        // Waking listeners costs a lock per write (the watch's notifiers):
+        // skip it while nobody listens.
+        if self.offset_tx.receiver_count() > 0 {
+            self.offset_tx.send_replace(self.offset);
+        }
     }
 
     /// Appends a command for the replicas only, not the append-only file

@@ -24,6 +24,8 @@ pub struct Replayer {
     open_tx: Option<(Vec<Request>, usize)>,
     /// Replies are discarded; kept to reuse the allocation.
     out: BytesMut,
+    /// Refuse inline commands (see [`Replayer::multibulk_only`]).
+    multibulk_only: bool,
 }
 
 impl Replayer {
@@ -36,7 +38,17 @@ impl Replayer {
             decoder: RequestDecoder::default(),
             open_tx: None,
             out: BytesMut::new(),
+            multibulk_only: false,
         }
+    }
+
+    /// Every command must be a RESP array: an append-only file never holds
+    /// an inline command, so other bytes where a command starts mean the
+    /// file is damaged, not a command to run.
+    #[must_use]
+    pub fn multibulk_only(mut self) -> Self {
+        self.multibulk_only = true;
+        self
     }
 
     /// Applies every complete command at the front of `buf` and removes it
@@ -57,6 +69,14 @@ impl Replayer {
         let mut applied = 0;
         let now = unix_ms();
         loop {
+            // The decoder consumes nothing of a command until it is whole,
+            // so `buf` always starts where a command starts.
+            match buf.first() {
+                Some(&b) if self.multibulk_only && b != b'*' => {
+                    return Err(ProtocolError::ExpectedMultibulk(char::from(b)));
+                }
+                _ => {}
+            }
             let before = buf.len();
             let Some(req) = self.decoder.decode(buf)? else {
                 return Ok(applied);

@@ -8,7 +8,8 @@
 //! (CLIENT KILL, the pub/sub output limit) closes it. Pushed messages and
 //! replies keep the order in which the node produced them: pushes queued
 //! before a batch of commands takes the lock are written before its
-//! replies.
+//! replies. Writes reach the append-only file before their replies go
+//! out; with `appendfsync always`, the replies also wait for the fsync.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use super::aof;
 use super::client::{ClientHandle, ClientState, ReplyMode};
 use super::cmd::{self, Outcome};
 use super::db::unix_ms;
@@ -186,6 +188,9 @@ struct Connection {
     /// Bytes read and written since they were last added to the stats.
     net_in: u64,
     net_out: u64,
+    /// `appendfsync always`: the replies in `output` wait for their writes
+    /// to be on disk.
+    aof_wait: Option<aof::SyncWait>,
 }
 
 /// Reads (and keeps) what the client sends while its command waits;
@@ -252,6 +257,7 @@ impl Connection {
             closing: false,
             net_in: 0,
             net_out: 0,
+            aof_wait: None,
         })
     }
 
@@ -394,6 +400,7 @@ impl Connection {
         node.stats.net_input_bytes += std::mem::take(&mut self.net_in);
         node.stats.net_output_bytes += std::mem::take(&mut self.net_out);
         let now = unix_ms();
+        let offset_before = node.feed.offset();
         let mut retry_deadline = self.retry_deadline.take();
         let mut paused = None;
         while let Some(req) = self.pending.pop_front() {
@@ -454,6 +461,11 @@ impl Connection {
             }
         }
         self.client.publish_snapshot(self.input.len());
+        // Written before the replies go out, as Redis does.
+        aof::flush(&mut node);
+        if let Some(wait) = aof::sync_wait(&node, offset_before) {
+            self.aof_wait = Some(wait);
+        }
         paused
     }
 
@@ -535,6 +547,12 @@ impl Connection {
     /// so a client that writes a long pipeline before it reads any reply
     /// cannot deadlock against us. Returns true if input arrived.
     async fn flush(&mut self) -> std::io::Result<bool> {
+        if let Some(wait) = self.aof_wait.take() {
+            tokio::select! {
+                () = wait.wait() => {}
+                () = self.shared.shutdown.cancelled() => {}
+            }
+        }
         if self.output.is_empty() {
             return Ok(false);
         }
@@ -607,7 +625,8 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Best effort for replies written just before a close (QUIT's OK,
         // a protocol error).
-        if !self.output.is_empty() && !self.client.handle.is_killed() {
+        // (Never replies still waiting for their writes to reach the disk.)
+        if !self.output.is_empty() && !self.client.handle.is_killed() && self.aof_wait.is_none() {
             let _ = self.stream.try_write(&self.output);
         }
     }

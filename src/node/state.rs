@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use super::aof::AofState;
 use super::bus::BusHandle;
 use super::client::ClientRegistry;
 use super::cluster::ClusterState;
@@ -94,6 +95,8 @@ pub struct NodeState {
     /// Replication: this node's history id, its replicas, its link to its
     /// master.
     pub repl: Replication,
+    /// The append-only file's settings and status, shared with its writer.
+    pub aof: AofState,
 }
 
 impl NodeState {
@@ -108,6 +111,7 @@ impl NodeState {
             active_expire: true,
             feed: Feed::new(),
             repl: Replication::new(),
+            aof: AofState::default(),
         }
     }
 

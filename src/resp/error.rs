@@ -20,6 +20,10 @@ pub enum ProtocolError {
     TooBigBulkCount,
     #[error("unbalanced quotes in request")]
     UnbalancedQuotes,
+    /// Only from a stream that holds RESP arrays alone (a file, a
+    /// replication stream), where anything else means damage.
+    #[error("expected '*', got '{0}'")]
+    ExpectedMultibulk(char),
 }
 
 impl ProtocolError {

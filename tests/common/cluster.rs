@@ -49,9 +49,14 @@ impl BuiltinNode {
     }
 }
 
+/// Flags added to a node's command line, by its port.
+pub type NodeArgs = Box<dyn Fn(u16) -> Vec<String>>;
+
 /// Built-in nodes sharing one directory (each has its `nodes-<port>.conf`).
 pub struct BuiltinCluster {
     nodes: Vec<BuiltinNode>,
+    /// Extra flags of every node (an append-only directory of its own...).
+    args: NodeArgs,
     // Declared last: dropped after the nodes are gone.
     dir: TempDir,
 }
@@ -84,12 +89,25 @@ impl BuiltinCluster {
     /// # Panics
     /// When a node does not start.
     pub fn start_bare(n: usize) -> BuiltinCluster {
+        BuiltinCluster::start_bare_with(n, |_| Vec::new())
+    }
+
+    /// [`BuiltinCluster::start_bare`] with `args(port)` added to each
+    /// node's command line.
+    ///
+    /// # Panics
+    /// When a node does not start.
+    pub fn start_bare_with(
+        n: usize,
+        args: impl Fn(u16) -> Vec<String> + 'static,
+    ) -> BuiltinCluster {
         let dir = tempfile::Builder::new()
             .prefix("slotway-cluster-")
             .tempdir()
             .expect("create a temporary directory");
         let mut cluster = BuiltinCluster {
             nodes: Vec::with_capacity(n),
+            args: Box::new(args),
             dir,
         };
         for _ in 0..n {
@@ -104,8 +122,21 @@ impl BuiltinCluster {
     /// # Panics
     /// When a node does not start or the cluster does not converge.
     pub fn start(masters: usize, replicas_per_master: usize) -> BuiltinCluster {
+        BuiltinCluster::start_with(masters, replicas_per_master, |_| Vec::new())
+    }
+
+    /// [`BuiltinCluster::start`] with `args(port)` added to each node's
+    /// command line.
+    ///
+    /// # Panics
+    /// As [`BuiltinCluster::start`].
+    pub fn start_with(
+        masters: usize,
+        replicas_per_master: usize,
+        args: impl Fn(u16) -> Vec<String> + 'static,
+    ) -> BuiltinCluster {
         let total = masters * (1 + replicas_per_master);
-        let cluster = BuiltinCluster::start_bare(total);
+        let cluster = BuiltinCluster::start_bare_with(total, args);
         for (i, (start, end)) in slot_ranges(masters).into_iter().enumerate() {
             let reply = cluster.client(i).cmd(&[
                 "CLUSTER",
@@ -153,6 +184,43 @@ impl BuiltinCluster {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The extra flags of nodes started from now on (restarts).
+    pub fn set_args(&mut self, args: impl Fn(u16) -> Vec<String> + 'static) {
+        self.args = Box::new(args);
+    }
+
+    /// The arguments (after the program) node `i` starts with.
+    pub fn command_line(&self, i: usize) -> Vec<String> {
+        self.node_args(self.nodes[i].port)
+    }
+
+    fn node_args(&self, port: u16) -> Vec<String> {
+        let dir = self.dir.path().display().to_string();
+        let mut line: Vec<String> = [
+            "node",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--cluster-node-timeout",
+            &NODE_TIMEOUT_MS.to_string(),
+            "--dir",
+            &dir,
+            "--log-level",
+            "info",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        line.extend((self.args)(port));
+        line
+    }
+
+    /// Node `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
     }
 
     pub fn len(&self) -> usize {
@@ -392,11 +460,7 @@ impl BuiltinCluster {
             .append(true)
             .open(self.log_path(port))?;
         Command::new(slotway_bin())
-            .args(["node", "--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--log-level", "info"])
+            .args(self.node_args(port))
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

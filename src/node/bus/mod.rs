@@ -173,6 +173,8 @@ impl Bus {
                 None if backoff.get(id).is_some_and(|b| b.retry_at > instant) => LinkView::Pending,
                 None => LinkView::Missing,
             };
+            let offset = node.feed.offset();
+            node.cluster.set_my_repl_offset(offset);
             let plan = gossip::cron(&mut node.cluster, now, &view);
             // Links and backoffs of nodes that left the table (forgotten,
             // renamed after a handshake, timed out) go too.

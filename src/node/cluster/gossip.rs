@@ -299,6 +299,9 @@ pub fn process(node: &mut NodeState, msg: Message, link: &LinkInfo<'_>, now: i64
     let mut fx = Effects::default();
     let kind = msg.kind();
     let Message { header: hdr, body } = msg;
+    // What we tell others of our offset is never staler than this message
+    // (a manual failover waits for the master's exact offset).
+    node.cluster.set_my_repl_offset(node.feed.offset());
     let cs = &mut node.cluster;
     if let Some(c) = cs.stats.received.get_mut(kind as usize) {
         *c += 1;

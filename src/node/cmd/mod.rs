@@ -272,6 +272,13 @@ pub fn execute(
             encode::error(out, e.text());
             return Outcome::Done;
         }
+        if spec.has_flag(flags::WRITE) {
+            if let Some(refusal) = crate::node::aof::write_refusal(node) {
+                client.flag_multi_error();
+                encode::error(out, &refusal);
+                return Outcome::Done;
+            }
+        }
     }
     if let Some(until) = node.cluster.client_writes_paused_until(now_ms) {
         if may_replicate(client, spec) {

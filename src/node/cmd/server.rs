@@ -337,10 +337,9 @@ fn bgsave(_ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     ))
 }
 
-fn bgrewriteaof(_ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    Err(CmdError::fixed(
-        "ERR BGREWRITEAOF is not supported by the built-in node",
-    ))
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    crate::node::aof::bgrewriteaof(ctx.node).map_err(CmdError::fixed)?;
+    ctx.simple("Background append only file rewriting started")
 }
 
 fn asking(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {

@@ -411,6 +411,8 @@ impl<'a> Link<'a> {
         node.feed.reset_offset(offset);
         node.feed.enable_backlog(node.repl.backlog_size);
         node.cluster.me_mut().repl_offset = offset;
+        // The append-only file starts over from the keyspace just loaded.
+        crate::node::aof::rewrite_after_sync(node);
         tracing::info!(
             bytes = len,
             keys = node.db.len(),
@@ -531,6 +533,9 @@ fn apply(
         raw.advance(take);
         node.cluster.me_mut().repl_offset = node.feed.offset();
     }
+    // The data age a replica's failover eligibility depends on.
+    node.cluster
+        .note_master_link_alive(crate::node::db::unix_ms());
     let link = &mut node.repl.link;
     link.read_offset = node.feed.offset() + raw.len() as u64;
     link.last_io = Some(Instant::now());

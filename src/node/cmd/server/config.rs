@@ -5,11 +5,13 @@
 //! state) under Redis's names. CONFIG SET changes what the node can change
 //! at run time (`cluster-require-full-coverage`, the failover settings,
 //! `repl-backlog-size`, the replica and pub/sub classes of
-//! `client-output-buffer-limit`) and accepts any setting set to the value
+//! `client-output-buffer-limit`, `appendonly` and the append-only file's
+//! run-time settings) and accepts any setting set to the value
 //! it already has (`CONFIG SET save ""`); any other change is refused with
 //! a clear error instead of being stored and ignored.
 
 use super::super::{Args, CmdError, CmdResult, Ctx, Outcome};
+use crate::node::aof::{self, FsyncPolicy};
 use crate::node::client::BufferLimit;
 use crate::node::config::parse_size;
 use crate::node::glob;
@@ -137,6 +139,24 @@ fn set_validity_factor(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn set_appendonly(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    aof::set_enabled(ctx.node, parse_yes_no(value)?);
+    Ok(())
+}
+
+fn set_appendfsync(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.fsync = FsyncPolicy::parse(value)
+        .ok_or("argument(s) must be one of the following: always, everysec, no")?;
+    Ok(())
+}
+
+fn set_rewrite_percentage(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.rewrite_percentage = value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    Ok(())
+}
+
 fn set_migration_barrier(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     ctx.node.cluster.migration_barrier = value
         .parse()
@@ -152,6 +172,16 @@ fn set_replica_migration(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
 fn set_no_failover(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
     let on = parse_yes_no(value)?;
     ctx.node.cluster.set_replica_no_failover(on);
+    Ok(())
+}
+
+fn set_rewrite_min_size(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.rewrite_min_size = parse_size(value).ok_or("argument must be a memory value")?;
+    Ok(())
+}
+
+fn set_load_truncated(ctx: &mut Ctx<'_>, value: &str) -> Result<(), String> {
+    ctx.node.aof.load_truncated = parse_yes_no(value)?;
     Ok(())
 }
 
@@ -192,22 +222,43 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "appendonly",
-        get: |c| yes_no(c.shared.config.appendonly),
-        change: Change::Unsupported,
+        get: |c| yes_no(c.node.aof.enabled),
+        change: Change::Apply(set_appendonly),
     },
     Setting {
         name: "appendfilename",
-        get: |_| "appendonly.aof".into(),
+        get: |c| c.shared.config.aof.filename.clone(),
         change: Change::Immutable,
     },
     Setting {
         name: "appenddirname",
-        get: |_| "appendonlydir".into(),
+        get: |c| c.shared.config.aof.dirname.clone(),
         change: Change::Immutable,
     },
     Setting {
         name: "appendfsync",
-        get: |_| "everysec".into(),
+        get: |c| c.node.aof.fsync.as_str().into(),
+        change: Change::Apply(set_appendfsync),
+    },
+    Setting {
+        name: "auto-aof-rewrite-percentage",
+        get: |c| c.node.aof.rewrite_percentage.to_string(),
+        change: Change::Apply(set_rewrite_percentage),
+    },
+    Setting {
+        name: "auto-aof-rewrite-min-size",
+        get: |c| c.node.aof.rewrite_min_size.to_string(),
+        change: Change::Apply(set_rewrite_min_size),
+    },
+    Setting {
+        name: "aof-load-truncated",
+        get: |c| yes_no(c.node.aof.load_truncated),
+        change: Change::Apply(set_load_truncated),
+    },
+    Setting {
+        // The base file is a command stream, never an RDB preamble.
+        name: "aof-use-rdb-preamble",
+        get: |_| "no".into(),
         change: Change::Unsupported,
     },
     Setting {

@@ -222,11 +222,6 @@ fn memory(lines: &mut Vec<(&'static str, String)>) {
 }
 
 fn persistence(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
-    let aof = if ctx.shared.config.appendonly {
-        "1"
-    } else {
-        "0"
-    };
     lines.extend([
         ("loading", "0".into()),
         ("async_loading", "0".into()),
@@ -240,15 +235,8 @@ fn persistence(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
         ("rdb_last_bgsave_time_sec", "-1".into()),
         ("rdb_current_bgsave_time_sec", "-1".into()),
         ("rdb_saves", "0".into()),
-        ("aof_enabled", aof.into()),
-        ("aof_rewrite_in_progress", "0".into()),
-        ("aof_rewrite_scheduled", "0".into()),
-        ("aof_last_rewrite_time_sec", "-1".into()),
-        ("aof_current_rewrite_time_sec", "-1".into()),
-        ("aof_last_bgrewrite_status", "ok".into()),
-        ("aof_rewrites", "0".into()),
-        ("aof_last_write_status", "ok".into()),
     ]);
+    lines.extend(crate::node::aof::info_fields(ctx.node));
 }
 
 fn stats(ctx: &Ctx<'_>, lines: &mut Vec<(&'static str, String)>) {
