@@ -55,6 +55,13 @@ impl Sim {
         &mut self.nodes[i].cluster
     }
 
+    /// Node `i` has processed `offset` bytes of its write stream (the bus
+    /// announces the stream's offset).
+    fn set_offset(&mut self, i: usize, offset: u64) {
+        self.nodes[i].feed.reset_offset(offset);
+        self.nodes[i].cluster.set_my_repl_offset(offset);
+    }
+
     fn index_of_port(&self, cport: u16) -> Option<usize> {
         self.nodes
             .iter()
@@ -647,8 +654,8 @@ fn manual_failover_swaps_roles_in_every_form() {
 fn a_manual_failover_waits_for_the_replica_to_catch_up() {
     let mut sim = shards();
     let b = sim.id(4);
-    sim.cs(1).set_my_repl_offset(1000);
-    sim.cs(4).set_my_repl_offset(900);
+    sim.set_offset(1, 1000);
+    sim.set_offset(4, 900);
     let now = sim.now;
     failover::start_manual(sim.cs(4), failover::Mode::Default, now).unwrap();
     for _ in 0..20 {
@@ -667,11 +674,11 @@ fn a_manual_failover_waits_for_the_replica_to_catch_up() {
             .is_some()
     );
     // Replication catches up: the failover goes ahead.
-    sim.cs(4).set_my_repl_offset(1000);
+    sim.set_offset(4, 1000);
     sim.run_until(20, |s| all_see_master(s, &b, 5462));
     // Past its 5 s, an unfinished manual failover is dropped on both sides.
     let now = sim.now;
-    sim.cs(1).set_my_repl_offset(5);
+    sim.set_offset(1, 5);
     failover::start_manual(sim.cs(1), failover::Mode::Default, now).unwrap();
     sim.run_until(70, |s| {
         s.nodes[1].cluster.manual.end_ms == 0 && s.nodes[4].cluster.manual.end_ms == 0
@@ -763,8 +770,8 @@ fn the_most_up_to_date_replica_wins_and_its_sibling_follows_it() {
         sim.cs(r).set_my_master(m);
     }
     // Replica 4 has processed more of the stream than replica 3.
-    sim.cs(3).set_my_repl_offset(50);
-    sim.cs(4).set_my_repl_offset(100);
+    sim.set_offset(3, 50);
+    sim.set_offset(4, 100);
     sim.run_until(40, |s| {
         all_see_replica(s, &s.id(3), &m0) && all_see_replica(s, &s.id(4), &m0)
     });
