@@ -39,9 +39,6 @@ const CHUNK: usize = 256 * 1024;
 /// How often a link checks its output limits while it waits.
 const LIMIT_CHECK: Duration = Duration::from_millis(250);
 
-/// How long a link waits after new bytes before it takes them.
-const COALESCE: Duration = Duration::from_millis(1);
-
 /// How often the master upkeep runs.
 const CRON_PERIOD: Duration = Duration::from_millis(100);
 
@@ -331,9 +328,13 @@ async fn run_link(
                 if changed.is_err() {
                     return Err(LinkEnd::Closed);
                 }
-                // Let the writes of the moment pile up: one lock and one
-                // send for many, as Redis writes to replicas once per loop.
-                tokio::time::sleep(COALESCE).await;
+                // Let the writes of the moment pile up (one lock and one
+                // send for many, as Redis writes to replicas once per
+                // loop), but no longer than one turn of the scheduler: a
+                // reply must not reach its client long before the write
+                // reaches the replicas, or a master that dies in between
+                // loses an acknowledged write.
+                tokio::task::yield_now().await;
             }
             n = rd.read_buf(input) => {
                 if n? == 0 {
