@@ -6,10 +6,13 @@
 
 pub mod backend;
 pub mod dispatch;
+pub mod emulation;
+pub mod fanout;
 pub mod local;
 pub mod multikey;
 pub mod refresh;
 pub mod router;
+pub mod scan;
 pub mod session;
 pub mod topology;
 pub mod workers;
@@ -169,9 +172,17 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             });
             continue;
         }
+        let local_addr = match stream.local_addr() {
+            Ok(local) => local,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read a client connection's local address");
+                continue;
+            }
+        };
         let client = ClientState {
             id: proxy.next_client_id.fetch_add(1, Ordering::Relaxed),
             addr,
+            local_addr,
             name: None,
         };
         // The session moves to a worker thread: deregister the socket here,
