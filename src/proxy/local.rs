@@ -1,7 +1,7 @@
 //! Commands the proxy answers itself, as one plain Redis server would:
 //! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT SETNAME/GETNAME/ID,
 //! READONLY/READWRITE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
-//! present the proxy as a one-node cluster ([`super::emulation`]).
+//! present the proxy as a cluster of its own ([`super::emulation`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,7 +89,7 @@ pub fn answer(
         "cluster|slots" => LocalReply::Now(emulation::slots(&identity(proxy, client))),
         "cluster|shards" => LocalReply::Now(emulation::shards(&identity(proxy, client))),
         "cluster|nodes" => LocalReply::Now(emulation::nodes(&identity(proxy, client))),
-        "cluster|myid" => bulk(identity(proxy, client).id.as_bytes()),
+        "cluster|myid" => bulk(identity(proxy, client).my_id().as_bytes()),
         "cluster|info" => LocalReply::Now(emulation::info(proxy.cluster.snapshot().is_complete())),
         "cluster|replicas" | "cluster|slaves" => {
             LocalReply::Now(emulation::replicas(&identity(proxy, client), arg(2)))
@@ -117,7 +117,7 @@ pub fn answer(
     }
 }
 
-/// The emulated cluster's one node, as this client should address it.
+/// The emulated cluster, as this client should address it.
 fn identity(proxy: &Proxy, client: &ClientState) -> Identity {
     Identity::new(&proxy.config.advertise, client.local_addr)
 }

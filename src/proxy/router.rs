@@ -92,7 +92,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         },
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
         | "readwrite" | "client|setname" | "client|getname" | "client|id" => Local,
-        // The proxy presents itself as a one-node cluster owning every slot.
+        // The proxy presents itself as a cluster of its own (emulation.rs).
         "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
         | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"
         | "cluster|links" => Local,
