@@ -2,7 +2,8 @@
 //!
 //! One static table ([`table::COMMANDS`]) holds each command's arity, flags
 //! and key specs, exactly as Redis 7.0 reports them in `COMMAND INFO`; it is
-//! the single source of routing facts. [`lookup`] finds a request's entry
+//! the single source of routing facts; commands it lacks can be [`learned`]
+//! from a server's own `COMMAND INFO`. [`lookup`] finds a request's entry
 //! (resolving subcommands such as `CONFIG GET`) and checks its arity;
 //! [`CommandSpec::keys`] lists the positions of its keys.
 

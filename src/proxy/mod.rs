@@ -1,7 +1,8 @@
 //! The proxy role: accept plain Redis clients and serve them from a cluster.
 //!
-//! [`run`] binds the listeners and starts three kinds of tasks: the
-//! refresher that keeps the slot map current ([`refresh`]), one task per
+//! [`run`] binds the listeners and starts four kinds of tasks: the
+//! refresher that keeps the slot map current and the learner that reads the
+//! commands the table lacks from the cluster ([`refresh`]), one task per
 //! backend link ([`backend`]), and one task per client ([`session`]).
 
 pub mod backend;
@@ -126,6 +127,7 @@ pub fn start(
 ) -> Arc<Proxy> {
     let cluster = ClusterView::new(config.clone(), metrics.clone(), ready, workers.clone());
     tokio::spawn(cluster.clone().run_refresher());
+    tokio::spawn(cluster.clone().run_learner());
     Arc::new(Proxy {
         stats: Stats {
             started: Instant::now(),

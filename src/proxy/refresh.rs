@@ -204,7 +204,6 @@ impl ClusterView {
         let fast = Duration::from_millis(self.config.cluster.failing_poll_interval_ms);
         let min_gap = Duration::from_millis(self.config.cluster.min_refresh_interval_ms);
         let mut last: Option<Instant> = None;
-        let mut last_learned: Option<(Instant, u64)> = None;
         let mut reason = "startup";
         loop {
             if let Some(last) = last {
@@ -218,15 +217,6 @@ impl ClusterView {
             last = Some(Instant::now());
             self.refreshed_tx.send_replace(number);
             self.metrics.record_topology_refresh(reason, ok);
-            // Commands to learn: at startup, when the map changes (new nodes
-            // may run a newer server), and once per refresh period (a module
-            // loaded at run time), never at the fast failover pace.
-            let version = self.snapshot().version;
-            let learn_due =
-                last_learned.is_none_or(|(at, seen)| seen != version || at.elapsed() >= periodic);
-            if ok && learn_due && self.learn_commands().await {
-                last_learned = Some((Instant::now(), version));
-            }
             let complete = self.snapshot().is_complete();
             let failing = {
                 let mut until = lock(&self.failing_until);
@@ -298,6 +288,29 @@ impl ClusterView {
         drop(current);
         self.publish_version();
         true
+    }
+
+    /// The learner task: learns the commands the table lacks at startup,
+    /// whenever the map changes (new nodes may run a newer server), and once
+    /// per refresh period (a module loaded at run time). A task of its own,
+    /// so a slow answer never delays a refresh.
+    pub async fn run_learner(self: Arc<Self>) {
+        let periodic = Duration::from_millis(self.config.cluster.refresh_interval_ms);
+        // Refreshes publish every 50 ms while a master fails; learning
+        // never runs that often.
+        let pace = Duration::from_millis(self.config.cluster.min_refresh_interval_ms)
+            .max(Duration::from_millis(100));
+        let mut versions = self.subscribe();
+        let mut learned: Option<(Instant, u64)> = None;
+        loop {
+            let version = self.snapshot().version;
+            let due = learned.is_none_or(|(at, seen)| seen != version || at.elapsed() >= periodic);
+            if due && self.learn_commands().await {
+                learned = Some((Instant::now(), version));
+            }
+            let _ = tokio::time::timeout(periodic, versions.changed()).await;
+            tokio::time::sleep(pace).await;
+        }
     }
 
     /// Learns the commands a master lists (`COMMAND LIST`) that neither the
