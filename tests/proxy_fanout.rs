@@ -1,6 +1,7 @@
 //! Keyless commands that need every master, through the proxy: SCAN (one
 //! cursor over all masters, also across a slot migration), KEYS, DBSIZE,
-//! RANDOMKEY, FLUSHALL/FLUSHDB, INFO keyspace, and CONFIG SET on every node.
+//! RANDOMKEY, FLUSHALL/FLUSHDB, INFO keyspace, TIME, LASTSAVE, and CONFIG SET
+//! on every node.
 
 // Test bodies are plain functions run once per backend (see
 // `on_both_backends!`), so the test-only clippy relaxations are spelled out.
@@ -120,6 +121,9 @@ fn scan_keys_dbsize_randomkey_and_flush_cover_every_master(backend: Backend) {
         info.expect_str().contains(&format!("db0:keys={total},")),
         "{info:?}"
     );
+    // TIME and LASTSAVE: one master's.
+    assert_eq!(c.cmd(&["TIME"]).expect_array().len(), 2);
+    assert!(c.cmd(&["LASTSAVE"]).expect_int() >= 0);
     // RANDOMKEY: an existing key, from any master.
     for _ in 0..20 {
         let key = c.cmd(&["RANDOMKEY"]);
