@@ -36,6 +36,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7777";
 /// Address of the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9777";
 
+/// The address cluster-aware clients are told to use (CLUSTER SLOTS,
+/// SHARDS, NODES); empty means the address each client connected to.
+pub const DEFAULT_ADVERTISE: &str = "";
+
 /// Worker threads serving clients; 0 means one per CPU.
 pub const DEFAULT_WORKERS: usize = 0;
 /// Most worker threads accepted.
@@ -49,6 +53,12 @@ pub struct ProxyConfig {
     /// `host:port` the proxy accepts clients on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// `host:port` the proxy gives cluster-aware clients as the one node of
+    /// its emulated cluster: set it when clients reach the proxy through NAT
+    /// or a container port mapping. Empty: the address each client connected
+    /// to.
+    #[serde(default = "default_advertise")]
+    pub advertise: String,
     /// `host:port` of the admin HTTP endpoint.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: String,
@@ -74,6 +84,10 @@ fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
 }
 
+fn default_advertise() -> String {
+    DEFAULT_ADVERTISE.to_string()
+}
+
 fn default_admin_listen() -> String {
     DEFAULT_ADMIN_LISTEN.to_string()
 }
@@ -86,6 +100,7 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             listen: default_listen(),
+            advertise: default_advertise(),
             admin_listen: default_admin_listen(),
             workers: default_workers(),
             cluster: ClusterConfig::default(),
@@ -555,6 +570,7 @@ impl ConfigError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub advertise: Option<String>,
     pub admin_listen: Option<String>,
     pub seeds: Option<Vec<String>>,
     pub log_level: Option<String>,
@@ -675,6 +691,9 @@ fn apply_overrides(mut b: Builder, o: &Overrides) -> Result<Builder, config::Con
     if let Some(listen) = &o.listen {
         b = b.set_override("listen", listen.as_str())?;
     }
+    if let Some(advertise) = &o.advertise {
+        b = b.set_override("advertise", advertise.as_str())?;
+    }
     if let Some(admin) = &o.admin_listen {
         b = b.set_override("admin_listen", admin.as_str())?;
     }
@@ -699,6 +718,9 @@ impl ProxyConfig {
     /// (`backend.connections_per_node`, `cluster.seeds[1]`, ...).
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_addr("listen", &self.listen, Port::ZeroAllowed)?;
+        if !self.advertise.is_empty() {
+            check_addr("advertise", &self.advertise, Port::NonZero)?;
+        }
         check_addr("admin_listen", &self.admin_listen, Port::ZeroAllowed)?;
         check_range("workers", self.workers, 0, MAX_WORKERS)?;
 

@@ -213,6 +213,11 @@ struct ProxyArgs {
     /// Address clients connect to [config: listen].
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
+    /// Address given to cluster-aware clients (CLUSTER SLOTS/SHARDS/NODES)
+    /// when they reach the proxy through NAT or a port mapping [config:
+    /// advertise; default: the address each client connected to].
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
     /// Cluster nodes to learn the topology from [config: cluster.seeds].
     #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_delimiter = ',')]
     seeds: Option<Vec<String>>,
@@ -343,6 +348,7 @@ fn operator_error(e: &OpError) -> ExitCode {
 fn proxy(args: ProxyArgs) -> ExitCode {
     let overrides = Overrides {
         listen: args.listen,
+        advertise: args.advertise,
         admin_listen: args.admin_listen,
         seeds: args.seeds,
         log_level: args.log_level,

@@ -122,8 +122,32 @@ const SCRIPT: &[&[&str]] = &[
     &["SET", "K"],
     &["NOSUCHCOMMAND", "K", "x"],
     &["CONFIG", "NOSUCHSUB"],
+    // introspection and expiry, routed by key like any other command
     &["TYPE", "H"],
+    &["TYPE", "NK"],
     &["OBJECT", "ENCODING", "S2"],
+    &["SET", "K", "hello"],
+    &["OBJECT", "ENCODING", "K"],
+    &["OBJECT", "REFCOUNT", "K"],
+    &["OBJECT", "IDLETIME", "K"],
+    &["OBJECT", "FREQ", "K"],
+    &["OBJECT", "ENCODING", "NK"],
+    &["MEMORY", "USAGE", "K"],
+    &["MEMORY", "USAGE", "NK"],
+    &["DUMP", "K"],
+    &["DUMP", "NK"],
+    &["EXPIREAT", "K", "4102444800"],
+    &["EXPIRETIME", "K"],
+    &["PEXPIRETIME", "K"],
+    &["PEXPIREAT", "K", "4102444800123"],
+    &["PEXPIRETIME", "K"],
+    &["EXPIRE", "K", "100", "GT"],
+    &["PERSIST", "K"],
+    &["TTL", "K"],
+    &["PTTL", "K"],
+    &["TTL", "NK"],
+    &["PTTL", "NK"],
+    &["EXPIRETIME", "NK"],
     // answered by the proxy, as a server without a password would
     &["AUTH", "pw"],
     &["AUTH", "default", "pw"],
@@ -158,6 +182,52 @@ fn replies_match_the_owning_master_byte_for_byte(backend: Backend) {
             "{args:?}: proxy {via_proxy:?} vs master {via_master:?}"
         );
     }
+}
+
+/// DUMP and RESTORE through the proxy move a value between keys on
+/// different masters, with Redis's own errors.
+fn dump_and_restore_move_values_between_masters(backend: Backend) {
+    let Some((cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let mut c = proxy.client();
+    let (from, to) = ("dump:a", "dump:b");
+    assert_ne!(
+        cluster.master_for_slot(key_slot(from.as_bytes())),
+        cluster.master_for_slot(key_slot(to.as_bytes())),
+        "the keys should live on different masters"
+    );
+    assert_eq!(c.cmd(&["RPUSH", from, "x", "y", ""]), Reply::Int(3));
+    let payload = c.cmd(&["DUMP", from]);
+    let payload = payload.as_bulk().expect("a DUMP payload").to_vec();
+    let restore = |c: &mut TestClient, extra: &[&[u8]]| -> Reply {
+        let mut args: Vec<&[u8]> = vec![b"RESTORE", to.as_bytes(), b"0", &payload];
+        args.extend_from_slice(extra);
+        c.cmd_bytes(&args)
+    };
+    assert!(restore(&mut c, &[]).is_ok());
+    assert_eq!(
+        c.cmd(&["LRANGE", to, "0", "-1"]),
+        Reply::Array(Some(vec![
+            Reply::bulk("x"),
+            Reply::bulk("y"),
+            Reply::bulk("")
+        ]))
+    );
+    assert_eq!(
+        restore(&mut c, &[]),
+        Reply::Error("BUSYKEY Target key name already exists.".into())
+    );
+    assert!(restore(&mut c, &[b"REPLACE"]).is_ok());
+    let bad = c.cmd(&["RESTORE", "dump:c", "0", "not a payload"]);
+    assert_eq!(
+        bad,
+        Reply::Error("ERR DUMP payload version or checksum are wrong".into())
+    );
+    // The owning master holds the restored value.
+    let owner = cluster.master_for_slot(key_slot(to.as_bytes())).unwrap();
+    assert_eq!(cluster.client(owner).cmd(&["LLEN", to]), Reply::Int(3));
+    assert_eq!(c.cmd(&["PING"]), Reply::Simple("PONG".into()));
 }
 
 fn pipelines_multi_key_commands_and_local_commands(backend: Backend) {
@@ -405,6 +475,7 @@ fn a_long_pipeline_written_before_any_read_does_not_deadlock(backend: Backend) {
 
 on_both_backends!(
     replies_match_the_owning_master_byte_for_byte,
+    dump_and_restore_move_values_between_masters,
     pipelines_multi_key_commands_and_local_commands,
     bad_input_closes_only_that_client,
     a_long_pipeline_written_before_any_read_does_not_deadlock,

@@ -2,17 +2,20 @@
 //!
 //! One static table ([`table::COMMANDS`]) holds each command's arity, flags
 //! and key specs, exactly as Redis 7.0 reports them in `COMMAND INFO`; it is
-//! the single source of routing facts. [`lookup`] finds a request's entry
+//! the single source of routing facts; commands it lacks can be [`learned`]
+//! from a server's own `COMMAND INFO`. [`lookup`] finds a request's entry
 //! (resolving subcommands such as `CONFIG GET`) and checks its arity;
 //! [`CommandSpec::keys`] lists the positions of its keys.
 
 mod keys;
+pub mod learned;
 mod lookup;
 mod table;
 #[cfg(test)]
 mod tests;
 
 pub use keys::{KeyError, KeyPositions};
+pub use learned::Learned;
 pub use lookup::{all_commands, lookup_name, lookup_subcommand};
 pub use table::{COMMANDS, REDIS_VERSION};
 
@@ -43,6 +46,9 @@ pub mod flags {
     /// A module's command (none in a stock server's table, but a backend's
     /// `COMMAND` may list some).
     pub const MODULE: u32 = 1 << 19;
+    /// Not from the static table: learned from a backend's `COMMAND INFO`
+    /// (a proxy-side mark, never printed).
+    pub const LEARNED: u32 = 1 << 20;
 
     /// Every flag with the name `COMMAND INFO` gives it, in the order Redis
     /// lists them (`addReplyCommandFlags`, server.c).

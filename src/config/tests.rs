@@ -160,6 +160,7 @@ fn env_bad_type_names_the_key() {
 fn flags_override_env() {
     let flags = Overrides {
         listen: Some("127.0.0.1:1".into()),
+        advertise: None,
         admin_listen: Some("127.0.0.1:2".into()),
         seeds: Some(vec!["10.0.0.1:7000".into()]),
         log_level: Some("warn".into()),
@@ -227,6 +228,8 @@ fn bad_values_name_the_key() {
         ("listen = \"127.0.0.1\"", "listen"),
         ("listen = \"127.0.0.1:70000\"", "listen"),
         ("admin_listen = \":80\"", "admin_listen"),
+        ("advertise = \"10.0.0.1\"", "advertise"),
+        ("advertise = \"10.0.0.1:0\"", "advertise"),
         ("[log]\nlevel = \"inof\"", "log.level"),
         ("[log]\nlevel = \"slotway=loud\"", "log.level"),
         ("[log]\nlevel = \"\"", "log.level"),
@@ -248,6 +251,37 @@ fn good_addresses_and_levels_are_accepted() {
     .unwrap();
     assert_eq!(cfg.cluster.seeds.len(), 3);
 }
+
+#[test]
+fn advertise_layers_like_listen() {
+    assert_eq!(
+        ProxyConfig::default().advertise,
+        "",
+        "empty: the client's own address"
+    );
+    let f = write_file("advertise = \"proxy.example:7000\"\n");
+    let from_file = ProxyConfig::load_with_env(Some(f.path()), env(&[]), &no_flags()).unwrap();
+    assert_eq!(from_file.advertise, "proxy.example:7000");
+    let from_env = ProxyConfig::load_with_env(
+        Some(f.path()),
+        env(&[("SLOTWAY_ADVERTISE", "203.0.113.7:6379")]),
+        &no_flags(),
+    )
+    .unwrap();
+    assert_eq!(from_env.advertise, "203.0.113.7:6379");
+    let flags = Overrides {
+        advertise: Some("[2001:db8::1]:7777".into()),
+        ..Overrides::default()
+    };
+    let from_flag = ProxyConfig::load_with_env(
+        Some(f.path()),
+        env(&[("SLOTWAY_ADVERTISE", "203.0.113.7:6379")]),
+        &flags,
+    )
+    .unwrap();
+    assert_eq!(from_flag.advertise, "[2001:db8::1]:7777");
+}
+
 #[test]
 fn fractional_and_negative_numbers_are_rejected() {
     // The config crate alone would round 1.7 to 2.

@@ -1,6 +1,7 @@
 //! Commands the proxy answers itself, as one plain Redis server would:
 //! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT SETNAME/GETNAME/ID,
-//! CLUSTER KEYSLOT, READONLY/READWRITE, and DBSIZE (summed over masters).
+//! READONLY/READWRITE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
+//! present the proxy as a cluster of its own ([`super::emulation`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,12 +17,15 @@ use crate::resp::{Frame, Request, encode};
 
 use super::Proxy;
 use super::dispatch::{Target, execute};
+use super::emulation::{self, Identity};
 
 /// What the proxy remembers about one client.
 #[derive(Debug)]
 pub struct ClientState {
     pub id: u64,
     pub addr: SocketAddr,
+    /// The proxy's address as this client reached it.
+    pub local_addr: SocketAddr,
     pub name: Option<Bytes>,
 }
 
@@ -82,6 +86,15 @@ pub fn answer(
         "auth" => auth(&req.args().skip(1).collect::<Vec<_>>()),
         "hello" => hello(client, req),
         "cluster|keyslot" => integer(i64::from(key_slot(arg(2)))),
+        "cluster|slots" => LocalReply::Now(emulation::slots(&identity(proxy, client))),
+        "cluster|shards" => LocalReply::Now(emulation::shards(&identity(proxy, client))),
+        "cluster|nodes" => LocalReply::Now(emulation::nodes(&identity(proxy, client))),
+        "cluster|myid" => bulk(identity(proxy, client).my_id().as_bytes()),
+        "cluster|info" => LocalReply::Now(emulation::info(proxy.cluster.snapshot().is_complete())),
+        "cluster|replicas" | "cluster|slaves" => {
+            LocalReply::Now(emulation::replicas(&identity(proxy, client), arg(2)))
+        }
+        "cluster|links" => LocalReply::Now(Bytes::from_static(b"*0\r\n")),
         "client|id" => integer(client.id as i64),
         "client|getname" => match &client.name {
             Some(name) => bulk(name),
@@ -102,6 +115,11 @@ pub fn answer(
         }
         other => error(&format!("ERR '{other}' has no local handler in this proxy")),
     }
+}
+
+/// The emulated cluster, as this client should address it.
+fn identity(proxy: &Proxy, client: &ClientState) -> Identity {
+    Identity::new(&proxy.config.advertise, client.local_addr)
 }
 
 /// The proxy has no password: it behaves like a server whose default user
@@ -183,30 +201,6 @@ fn hello(client: &mut ClientState, req: &Request) -> LocalReply {
     encode::bulk(&mut out, b"modules");
     encode::array_header(&mut out, 0);
     LocalReply::Now(out.freeze())
-}
-
-/// Sends `request` to every master and sums the integer replies (DBSIZE).
-pub async fn sum_over_masters(proxy: &Proxy, request: Bytes) -> Bytes {
-    let masters: Vec<_> = proxy.cluster.snapshot().masters().to_vec();
-    if masters.is_empty() {
-        return Bytes::from_static(b"-CLUSTERDOWN The cluster is down\r\n");
-    }
-    let replies = futures_util::future::join_all(
-        masters
-            .into_iter()
-            .map(|node| execute(proxy, request.clone(), Target::Node(node), true)),
-    )
-    .await;
-    let mut sum: i64 = 0;
-    for reply in replies {
-        match Frame::parse(&reply) {
-            Ok(Some((Frame::Integer(n), _))) => sum = sum.saturating_add(n),
-            _ => return reply,
-        }
-    }
-    let mut out = BytesMut::with_capacity(24);
-    encode::integer(&mut out, sum);
-    out.freeze()
 }
 
 /// INFO: the proxy's own server, clients and stats sections, `cluster_enabled:0`

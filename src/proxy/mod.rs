@@ -1,15 +1,19 @@
 //! The proxy role: accept plain Redis clients and serve them from a cluster.
 //!
-//! [`run`] binds the listeners and starts three kinds of tasks: the
-//! refresher that keeps the slot map current ([`refresh`]), one task per
+//! [`run`] binds the listeners and starts four kinds of tasks: the
+//! refresher that keeps the slot map current and the learner that reads the
+//! commands the table lacks from the cluster ([`refresh`]), one task per
 //! backend link ([`backend`]), and one task per client ([`session`]).
 
 pub mod backend;
 pub mod dispatch;
+pub mod emulation;
+pub mod fanout;
 pub mod local;
 pub mod multikey;
 pub mod refresh;
 pub mod router;
+pub mod scan;
 pub mod session;
 pub mod topology;
 pub mod workers;
@@ -123,6 +127,7 @@ pub fn start(
 ) -> Arc<Proxy> {
     let cluster = ClusterView::new(config.clone(), metrics.clone(), ready, workers.clone());
     tokio::spawn(cluster.clone().run_refresher());
+    tokio::spawn(cluster.clone().run_learner());
     Arc::new(Proxy {
         stats: Stats {
             started: Instant::now(),
@@ -169,9 +174,17 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             });
             continue;
         }
+        let local_addr = match stream.local_addr() {
+            Ok(local) => local,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read a client connection's local address");
+                continue;
+            }
+        };
         let client = ClientState {
             id: proxy.next_client_id.fetch_add(1, Ordering::Relaxed),
             addr,
+            local_addr,
             name: None,
         };
         // The session moves to a worker thread: deregister the socket here,

@@ -148,7 +148,7 @@ fn parse_integer(reply: &[u8]) -> Option<i64> {
 }
 
 /// The raw elements of an array reply, zero-copy.
-fn array_elements(reply: &Bytes) -> Option<Vec<Bytes>> {
+pub(super) fn array_elements(reply: &Bytes) -> Option<Vec<Bytes>> {
     let header_end = reply.windows(2).position(|w| w == b"\r\n")?;
     let count: usize = std::str::from_utf8(reply.get(1..header_end)?)
         .ok()?

@@ -8,7 +8,7 @@
 //! promoted replica soon after the cluster elects it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
 use crate::cluster::nodes::{self, normalize_addr};
+use crate::command::Learned;
+use crate::command::learned::{parse_command_info, unknown_names};
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::resp::Frame;
@@ -30,6 +32,8 @@ use super::workers::Workers;
 pub enum RefreshReason {
     Moved,
     NodeDown,
+    /// A fan-out (the end of a SCAN) wants the map as it is now.
+    Verify,
 }
 
 impl RefreshReason {
@@ -37,6 +41,7 @@ impl RefreshReason {
         match self {
             RefreshReason::Moved => "moved",
             RefreshReason::NodeDown => "node_down",
+            RefreshReason::Verify => "verify",
         }
     }
 }
@@ -58,6 +63,12 @@ pub struct ClusterView {
     /// Poll fast until then: a node is failing.
     failing_until: Mutex<Option<Instant>>,
     version_tx: watch::Sender<u64>,
+    /// Refreshes started so far; the one in progress has this number.
+    refreshes_started: AtomicU64,
+    /// The number of the last refresh that finished.
+    refreshed_tx: watch::Sender<u64>,
+    /// Commands the table lacks, learned from the cluster's `COMMAND INFO`.
+    learned: ArcSwap<Learned>,
     ready: Arc<AtomicBool>,
     config: Arc<ProxyConfig>,
     metrics: Arc<Metrics>,
@@ -71,6 +82,7 @@ impl ClusterView {
         workers: Arc<Workers>,
     ) -> Arc<ClusterView> {
         let (version_tx, _) = watch::channel(0);
+        let (refreshed_tx, _) = watch::channel(0);
         Arc::new(ClusterView {
             topology: ArcSwap::from_pointee(Topology::empty()),
             nodes: Mutex::new(HashMap::new()),
@@ -91,6 +103,9 @@ impl ClusterView {
             pending_reason: Mutex::new(None),
             failing_until: Mutex::new(None),
             version_tx,
+            refreshes_started: AtomicU64::new(0),
+            refreshed_tx,
+            learned: ArcSwap::from_pointee(Learned::default()),
             ready,
             config,
             metrics,
@@ -123,6 +138,25 @@ impl ClusterView {
                 )
             })
             .clone()
+    }
+
+    /// The commands learned from the cluster so far.
+    pub fn learned(&self) -> Arc<Learned> {
+        self.learned.load_full()
+    }
+
+    /// Refreshes the map now (coalesced with other requests) and waits, up
+    /// to `timeout`, for a refresh that started after this call to finish.
+    /// True if one did: the snapshot then reflects the cluster as of this
+    /// call or later.
+    pub async fn refresh_now(&self, timeout: Duration) -> bool {
+        let wanted = self.refreshes_started.load(Ordering::Acquire) + 1;
+        let mut finished = self.refreshed_tx.subscribe();
+        self.request_refresh(RefreshReason::Verify);
+        matches!(
+            tokio::time::timeout(timeout, finished.wait_for(|&n| n >= wanted)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Asks for a refresh soon. Calls are coalesced.
@@ -178,8 +212,10 @@ impl ClusterView {
                     tokio::time::sleep(min_gap - gap).await;
                 }
             }
+            let number = self.refreshes_started.fetch_add(1, Ordering::AcqRel) + 1;
             let ok = self.refresh_once().await;
             last = Some(Instant::now());
+            self.refreshed_tx.send_replace(number);
             self.metrics.record_topology_refresh(reason, ok);
             let complete = self.snapshot().is_complete();
             let failing = {
@@ -252,6 +288,80 @@ impl ClusterView {
         drop(current);
         self.publish_version();
         true
+    }
+
+    /// The learner task: learns the commands the table lacks at startup,
+    /// whenever the map changes (new nodes may run a newer server), and once
+    /// per refresh period (a module loaded at run time). A task of its own,
+    /// so a slow answer never delays a refresh.
+    pub async fn run_learner(self: Arc<Self>) {
+        let periodic = Duration::from_millis(self.config.cluster.refresh_interval_ms);
+        // Refreshes publish every 50 ms while a master fails; learning
+        // never runs that often.
+        let pace = Duration::from_millis(self.config.cluster.min_refresh_interval_ms)
+            .max(Duration::from_millis(100));
+        let mut versions = self.subscribe();
+        let mut learned: Option<(Instant, u64)> = None;
+        loop {
+            let version = self.snapshot().version;
+            let due = learned.is_none_or(|(at, seen)| seen != version || at.elapsed() >= periodic);
+            if due && self.learn_commands().await {
+                learned = Some((Instant::now(), version));
+            }
+            let _ = tokio::time::timeout(periodic, versions.changed()).await;
+            tokio::time::sleep(pace).await;
+        }
+    }
+
+    /// Learns the commands a master lists (`COMMAND LIST`) that neither the
+    /// table nor an earlier pass knows, from its `COMMAND INFO`. False when
+    /// no master answered.
+    async fn learn_commands(&self) -> bool {
+        let node = {
+            let topo = self.snapshot();
+            let masters = topo.masters();
+            match masters.iter().find(|n| n.is_ready()).or(masters.first()) {
+                Some(node) => node.clone(),
+                None => return false,
+            }
+        };
+        let Some(list) = self.ask(&node, &["COMMAND", "LIST"]).await else {
+            return false;
+        };
+        let unknown = unknown_names(&list, &self.learned());
+        if unknown.is_empty() {
+            return true;
+        }
+        let mut args = vec!["COMMAND", "INFO"];
+        args.extend(unknown.iter().map(String::as_str));
+        let Some(info) = self.ask(&node, &args).await else {
+            return false;
+        };
+        let specs = parse_command_info(&info);
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        self.learned
+            .rcu(|current| Arc::new(current.with(specs.clone())));
+        tracing::info!(
+            commands = ?names,
+            from = node.addr(),
+            "learned commands missing from the command table"
+        );
+        true
+    }
+
+    /// Sends one command to `node` and parses the reply; `None` on an error
+    /// reply, a failure or a timeout.
+    async fn ask(&self, node: &Node, args: &[&str]) -> Option<Frame> {
+        let request = crate::resp::Request::from_args(args).raw().clone();
+        let rx = node.send(request, false);
+        let reply = match tokio::time::timeout(self.link_settings.request_timeout, rx).await {
+            Ok(Ok(Ok(reply))) => reply,
+            _ => return None,
+        };
+        match Frame::parse(&reply) {
+            Ok(Some((Frame::Error(_), _))) | Ok(None) | Err(_) => None,
+            Ok(Some((frame, _))) => Some(frame),
+        }
     }
 
     /// Drops handles of nodes the cluster no longer mentions (their links

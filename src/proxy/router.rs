@@ -6,7 +6,7 @@
 
 use crate::cluster::key_slot;
 use crate::cluster::redirect::CROSSSLOT;
-use crate::command::{self, CommandSpec, flags};
+use crate::command::{self, BeginSearch, CommandError, CommandSpec, FindKeys, Learned, flags};
 use crate::resp::Request;
 
 /// How a split command's partial replies are merged.
@@ -18,6 +18,17 @@ pub enum Merge {
     Ok,
     /// DEL, UNLINK, EXISTS, TOUCH: the sum of the integers.
     Sum,
+}
+
+/// How the replies of a command sent to every master are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// DBSIZE: the sum of the integers.
+    Sum,
+    /// FLUSHALL, FLUSHDB: `+OK` once every master said so.
+    AllOk,
+    /// KEYS: every master's keys in one array, each key once.
+    Keys,
 }
 
 /// What the proxy does with a command, before looking at its arguments.
@@ -34,8 +45,16 @@ pub enum Handling {
     Split { merge: Merge, group: usize },
     /// Keyless; every master answers alike, so one is asked.
     AnyMaster,
-    /// Sent to every master; the integer replies are summed (DBSIZE).
-    AllMastersSum,
+    /// Sent to every master, the replies combined as [`Fanout`] says.
+    AllMasters(Fanout),
+    /// SCAN: every master in turn, the cursor naming the master and its own
+    /// cursor.
+    Scan,
+    /// RANDOMKEY: a random master, then the others while they are empty.
+    RandomMaster,
+    /// Sent to every node, masters and replicas; `+OK` once all agree
+    /// (CONFIG SET).
+    AllNodes,
     /// Answered by the proxy itself.
     Local,
     /// Not served through the proxy (yet), with the reason given to clients.
@@ -49,6 +68,10 @@ const PUBSUB: &str = "is a pub/sub command, which this proxy does not serve yet"
 const SCRIPTS: &str = "runs scripts or functions, which this proxy does not serve yet";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
 const KEYLESS: &str = "has no key to route by, and this proxy does not serve it yet";
+const LEARNED_KEYLESS: &str = "is not in this proxy's command table, and the cluster's \
+     COMMAND INFO gives it no key to route by";
+const LEARNED_UNKNOWN_KEYS: &str = "is not in this proxy's command table, and the cluster's \
+     COMMAND INFO does not say where all its keys are";
 
 /// The handling of the command named `name` (lower case, subcommands as
 /// `container|sub`), given its table entry.
@@ -68,11 +91,24 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             group: 1,
         },
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
-        | "readwrite" | "cluster|keyslot" | "client|setname" | "client|getname" | "client|id" => {
-            Local
-        }
-        "dbsize" => AllMastersSum,
+        | "readwrite" | "client|setname" | "client|getname" | "client|id" => Local,
+        // The proxy presents itself as a cluster of its own (emulation.rs).
+        "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
+        | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"
+        | "cluster|links" => Local,
+        "dbsize" => AllMasters(Fanout::Sum),
+        "flushall" | "flushdb" => AllMasters(Fanout::AllOk),
+        "keys" => AllMasters(Fanout::Keys),
+        "scan" => Scan,
+        "randomkey" => RandomMaster,
+        "config|set" | "config|resetstat" | "config|rewrite" => AllNodes,
         "command"
+        | "command|help"
+        | "config|help"
+        | "object|help"
+        | "memory|help"
+        | "xinfo|help"
+        | "xgroup|help"
         | "command|count"
         | "command|info"
         | "command|docs"
@@ -94,8 +130,30 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         _ if spec.name.starts_with("script|") || spec.name.starts_with("function|") => {
             Unsupported(SCRIPTS)
         }
+        _ if spec.has_flag(flags::LEARNED) => learned_handling(spec),
         _ if !spec.key_specs.is_empty() => ByKey,
         _ => Unsupported(KEYLESS),
+    }
+}
+
+/// A command learned from the cluster's `COMMAND INFO` is forwarded by key
+/// only when its key specs find every key; anything else would be a guess.
+fn learned_handling(spec: &CommandSpec) -> Handling {
+    if spec.key_specs.is_empty() {
+        return Handling::Unsupported(LEARNED_KEYLESS);
+    }
+    let complete = spec.key_specs.iter().all(|ks| {
+        ks.begin != BeginSearch::Unknown
+            && ks.find != FindKeys::Unknown
+            && !ks
+                .flags
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case("incomplete"))
+    });
+    if complete {
+        Handling::ByKey
+    } else {
+        Handling::Unsupported(LEARNED_UNKNOWN_KEYS)
     }
 }
 
@@ -124,8 +182,32 @@ pub fn support_matrix() -> String {
             Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
             Handling::Local => (2, "Answered by the proxy".to_string()),
             Handling::AnyMaster => (3, "Keyless, answered by one master".to_string()),
-            Handling::AllMastersSum => (4, "Sent to every master, replies summed".to_string()),
-            Handling::Unsupported(why) => (5, format!("Refused: the command {why}")),
+            Handling::AllMasters(Fanout::Sum) => {
+                (4, "Sent to every master, replies summed".to_string())
+            }
+            Handling::AllMasters(Fanout::AllOk) => (
+                4,
+                "Sent to every master, +OK once every master agrees".to_string(),
+            ),
+            Handling::AllMasters(Fanout::Keys) => (
+                4,
+                "Sent to every master, keys merged (each once)".to_string(),
+            ),
+            Handling::Scan => (
+                4,
+                "Walks every master in turn; the cursor names the master and its own cursor"
+                    .to_string(),
+            ),
+            Handling::RandomMaster => (
+                4,
+                "Sent to a random master (the others in turn while it is empty)".to_string(),
+            ),
+            Handling::AllNodes => (
+                5,
+                "Sent to every node, masters and replicas; +OK once every node agrees"
+                    .to_string(),
+            ),
+            Handling::Unsupported(why) => (6, format!("Refused: the command {why}")),
         };
         groups
             .entry((rank, what))
@@ -160,7 +242,13 @@ pub enum Route {
     AnyMaster {
         readonly: bool,
     },
-    AllMastersSum,
+    AllMasters {
+        how: Fanout,
+        readonly: bool,
+    },
+    Scan,
+    RandomMaster,
+    AllNodes,
     Local,
     /// Answered at once with this error (without the leading `-`).
     Error(String),
@@ -170,9 +258,58 @@ pub enum Route {
 /// (unknown command, arity, CROSSSLOT, unsupported) come back as
 /// [`Route::Error`] with Redis's wording.
 pub fn route(req: &Request) -> (Option<&'static CommandSpec>, Route) {
+    route_with(req, Learned::none)
+}
+
+/// [`route`], also knowing the commands learned from the cluster (those the
+/// table lacks). The table is looked at first; `learned` is only called for
+/// a command the table does not know, so a known command costs nothing more.
+pub fn route_with<L: std::ops::Deref<Target = Learned>>(
+    req: &Request,
+    learned: impl FnOnce() -> L,
+) -> (Option<&'static CommandSpec>, Route) {
     match command::lookup(req) {
         Ok(spec) => (Some(spec), route_known(spec, req)),
-        Err(err) => (None, Route::Error(err.to_string())),
+        Err(err) => match learned_lookup(req, &err, &learned()) {
+            Some(Ok(spec)) => (Some(spec), route_known(spec, req)),
+            Some(Err(arity)) => (None, Route::Error(arity.to_string())),
+            None => (None, Route::Error(err.to_string())),
+        },
+    }
+}
+
+/// The learned entry for a request the table does not know: an unknown
+/// command, or an unknown subcommand of a known container.
+fn learned_lookup(
+    req: &Request,
+    err: &CommandError,
+    learned: &Learned,
+) -> Option<Result<&'static CommandSpec, CommandError>> {
+    if learned.is_empty() {
+        return None;
+    }
+    let spec = match err {
+        CommandError::Unknown(_) => {
+            let spec = learned.get(&String::from_utf8_lossy(req.name()))?;
+            match (spec.is_container(), req.arg(1)) {
+                (true, Some(sub)) => command::lookup_subcommand(spec, sub)?,
+                _ => spec,
+            }
+        }
+        CommandError::UnknownSubcommand { .. } => {
+            let name = format!(
+                "{}|{}",
+                String::from_utf8_lossy(req.name()),
+                String::from_utf8_lossy(req.arg(1).unwrap_or_default())
+            );
+            learned.get(&name)?
+        }
+        CommandError::WrongArity(_) => return None,
+    };
+    if spec.arity_ok(req.len()) {
+        Some(Ok(spec))
+    } else {
+        Some(Err(CommandError::WrongArity(spec.name.to_string())))
     }
 }
 
@@ -181,7 +318,10 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
     match handling(spec) {
         Handling::Local => Route::Local,
         Handling::AnyMaster => Route::AnyMaster { readonly },
-        Handling::AllMastersSum => Route::AllMastersSum,
+        Handling::AllMasters(how) => Route::AllMasters { how, readonly },
+        Handling::Scan => Route::Scan,
+        Handling::RandomMaster => Route::RandomMaster,
+        Handling::AllNodes => Route::AllNodes,
         Handling::Unsupported(why) => Route::Error(format!(
             "ERR '{}' {why}",
             spec.name.replace('|', " ").to_uppercase()
@@ -351,7 +491,32 @@ mod tests {
 
     #[test]
     fn keyless_and_session_commands() {
-        assert_eq!(r(&["DBSIZE"]), Route::AllMastersSum);
+        assert_eq!(
+            r(&["DBSIZE"]),
+            Route::AllMasters {
+                how: Fanout::Sum,
+                readonly: true
+            }
+        );
+        assert_eq!(
+            r(&["KEYS", "*"]),
+            Route::AllMasters {
+                how: Fanout::Keys,
+                readonly: true
+            }
+        );
+        assert_eq!(
+            r(&["FLUSHALL", "ASYNC"]),
+            Route::AllMasters {
+                how: Fanout::AllOk,
+                readonly: false
+            }
+        );
+        assert_eq!(r(&["SCAN", "0", "COUNT", "5"]), Route::Scan);
+        assert_eq!(r(&["RANDOMKEY"]), Route::RandomMaster);
+        assert_eq!(r(&["CONFIG", "SET", "maxmemory", "0"]), Route::AllNodes);
+        assert_eq!(r(&["CLUSTER", "SLOTS"]), Route::Local);
+        assert_eq!(r(&["OBJECT", "HELP"]), Route::AnyMaster { readonly: false });
         assert_eq!(r(&["PING"]), Route::Local);
         assert_eq!(r(&["info", "keyspace"]), Route::Local);
         assert_eq!(r(&["CLUSTER", "KEYSLOT", "foo"]), Route::Local);
@@ -364,7 +529,7 @@ mod tests {
             &["BLPOP", "l", "0"],
             &["SUBSCRIBE", "c"],
             &["EVAL", "return 1", "0"],
-            &["KEYS", "*"],
+            &["SWAPDB", "0", "1"],
         ] {
             match r(args) {
                 Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}'", args[0])), "{e}"),
@@ -414,6 +579,78 @@ mod tests {
             ]),
             Route::Error(_)
         ));
+    }
+
+    fn learned() -> Learned {
+        use crate::command::learned::{OwnedBegin, OwnedKeySpec, OwnedSpec};
+        let spec = |name: &str, arity, key_specs: Vec<OwnedKeySpec>| OwnedSpec {
+            name: name.to_string(),
+            arity,
+            flags: flags::READONLY,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            tips: vec![],
+            key_specs,
+            subcommands: vec![],
+        };
+        let first_key = OwnedKeySpec {
+            begin: OwnedBegin::Index(1),
+            find: FindKeys::Range {
+                last_key: 0,
+                step: 1,
+                limit: 0,
+            },
+            flags: vec!["RO".into()],
+        };
+        let unknown = OwnedKeySpec {
+            begin: OwnedBegin::Unknown,
+            find: FindKeys::Unknown,
+            flags: vec!["RO".into()],
+        };
+        Learned::default().with(vec![
+            spec("my.get", 2, vec![first_key.clone()]),
+            spec("my.info", 1, vec![]),
+            spec("my.guess", -2, vec![first_key, unknown]),
+            spec("client|no-touch", 3, vec![]),
+        ])
+    }
+
+    fn rl(args: &[&str]) -> Route {
+        let learned = learned();
+        route_with(&Request::from_args(args), || &learned).1
+    }
+
+    #[test]
+    fn learned_commands_route_by_their_key_specs_or_are_refused() {
+        assert_eq!(
+            rl(&["MY.GET", "foo"]),
+            Route::Slot {
+                slot: 12182,
+                readonly: true
+            }
+        );
+        assert_eq!(
+            rl(&["my.get"]),
+            Route::Error("ERR wrong number of arguments for 'my.get' command".into())
+        );
+        for (args, why) in [
+            (&["my.info"][..], LEARNED_KEYLESS),
+            (&["my.guess", "k"], LEARNED_UNKNOWN_KEYS),
+            (&["CLIENT", "NO-TOUCH", "on"], LEARNED_KEYLESS),
+        ] {
+            match rl(args) {
+                Route::Error(e) => assert!(e.ends_with(why), "{args:?}: {e}"),
+                other => panic!("{args:?} routed to {other:?}"),
+            }
+        }
+        // Unknown to both: Redis's own error.
+        assert!(
+            matches!(rl(&["nope", "x"]), Route::Error(e) if e.starts_with("ERR unknown command 'nope'"))
+        );
+        assert!(
+            matches!(rl(&["CLIENT", "NOPE"]), Route::Error(e) if e.starts_with("ERR unknown subcommand 'NOPE'"))
+        );
     }
 
     #[test]

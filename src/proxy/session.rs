@@ -34,7 +34,8 @@ use super::backend::ReplyResult;
 use super::dispatch::{Target, dropped_reply, execute, execute_after, is_final, send_to_slot};
 use super::local::{self, ClientState, LocalReply};
 use super::multikey::execute_split;
-use super::router::{Route, route};
+use super::router::{Route, route_with};
+use super::{fanout, scan};
 
 /// How long a session keeps command metrics to itself before flushing them.
 const METRICS_FLUSH_DELAY: Duration = Duration::from_millis(100);
@@ -273,7 +274,7 @@ fn dispatch(
     arrived: Instant,
     closing: &mut bool,
 ) -> Entry {
-    let (spec, route) = route(&req);
+    let (spec, route) = route_with(&req, || proxy.cluster.learned());
     let name = spec.map_or("unknown", |s| s.name);
     match route {
         Route::Slot { slot, readonly } => {
@@ -332,10 +333,30 @@ fn dispatch(
                 execute_split(&proxy, &req, merge, group, first_key, readonly).await
             })
         }
-        Route::AllMastersSum => {
+        Route::AllMasters { how, readonly } => {
             let proxy = proxy.clone();
             Entry::task(name, arrived, async move {
-                local::sum_over_masters(&proxy, req.raw().clone()).await
+                fanout::all_masters(&proxy, req.raw().clone(), how, readonly).await
+            })
+        }
+        Route::Scan => {
+            let proxy = proxy.clone();
+            Entry::task(name, arrived, async move { scan::scan(&proxy, &req).await })
+        }
+        Route::RandomMaster => {
+            let proxy = proxy.clone();
+            Entry::task(name, arrived, async move {
+                fanout::random_key(&proxy, req.raw().clone()).await
+            })
+        }
+        Route::AllNodes => {
+            let proxy = proxy.clone();
+            let command = spec.map_or_else(
+                || "the command".to_string(),
+                |s| s.name.replace('|', " ").to_uppercase(),
+            );
+            Entry::task(name, arrived, async move {
+                fanout::all_nodes(&proxy, req.raw().clone(), &command).await
             })
         }
     }

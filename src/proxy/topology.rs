@@ -10,7 +10,8 @@
 //! in the merge, so one stale answer can never pull the map back.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use crate::cluster::SLOT_COUNT;
 use crate::cluster::nodes::NodeLine;
@@ -122,6 +123,18 @@ fn replicas_by_master(answers: &[Vec<NodeLine>]) -> BTreeMap<String, Vec<String>
     replicas
 }
 
+/// The masters in the order a fan-out walk visits them, and a fingerprint
+/// of who owns which slots.
+#[derive(Debug)]
+pub struct WalkOrder {
+    /// Every master owning a slot, ordered by the lowest slot it owns.
+    pub masters: Vec<Arc<Node>>,
+    /// Equal for two snapshots where the same masters own the same slots
+    /// (also in another process of the same build); different, but for
+    /// hash collisions, otherwise.
+    pub fingerprint: u64,
+}
+
 /// One immutable view of the cluster, shared by every request.
 #[derive(Debug)]
 pub struct Topology {
@@ -131,6 +144,8 @@ pub struct Topology {
     /// For each slot, an index into `nodes` (or [`NO_OWNER`]).
     owners: Box<[u16]>,
     nodes: Vec<Arc<Node>>,
+    /// Computed on first use (SCAN), not on the refresh path.
+    walk: OnceLock<WalkOrder>,
 }
 
 impl Topology {
@@ -146,6 +161,7 @@ impl Topology {
             },
             owners: vec![NO_OWNER; SLOT_COUNT].into_boxed_slice(),
             nodes: vec![],
+            walk: OnceLock::new(),
         }
     }
 
@@ -179,6 +195,7 @@ impl Topology {
             claims,
             owners,
             nodes,
+            walk: OnceLock::new(),
         }
     }
 
@@ -242,8 +259,50 @@ impl Topology {
             claims,
             owners,
             nodes,
+            walk: OnceLock::new(),
         }
     }
+
+    /// The masters in walk order (by lowest owned slot), with the
+    /// fingerprint of this slot map.
+    pub fn walk_order(&self) -> &WalkOrder {
+        self.walk.get_or_init(|| {
+            let addrs: Vec<&str> = self.nodes.iter().map(|n| n.addr()).collect();
+            let (order, fingerprint) = walk_order_of(&self.owners, &addrs);
+            WalkOrder {
+                masters: order
+                    .into_iter()
+                    .filter_map(|i| self.nodes.get(i).cloned())
+                    .collect(),
+                fingerprint,
+            }
+        })
+    }
+}
+
+/// For a slot map (`owners[slot]` indexes `addrs`, or is [`NO_OWNER`]): the
+/// owners ordered by the lowest slot each owns, and a fingerprint of the map
+/// as runs of slots, each naming its owner by address.
+fn walk_order_of(owners: &[u16], addrs: &[&str]) -> (Vec<usize>, u64) {
+    let mut position = vec![usize::MAX; addrs.len()];
+    let mut order: Vec<usize> = Vec::new();
+    let mut hasher = DefaultHasher::new();
+    let mut previous = NO_OWNER;
+    for (slot, &owner) in owners.iter().enumerate() {
+        let owner_index = usize::from(owner);
+        if let Some(pos) = position.get_mut(owner_index) {
+            if *pos == usize::MAX {
+                *pos = order.len();
+                order.push(owner_index);
+            }
+        }
+        if owner != previous {
+            slot.hash(&mut hasher);
+            addrs.get(owner_index).unwrap_or(&"").hash(&mut hasher);
+            previous = owner;
+        }
+    }
+    (order, hasher.finish())
 }
 
 #[cfg(test)]
@@ -305,6 +364,36 @@ c 127.0.0.1:7003@17003 slave a 0 0 1 connected
         assert_eq!(owner(&after_failover, 100), "127.0.0.1:7003");
         let stale = merge(&[answer(STALE)], Some(&after_failover));
         assert_eq!(owner(&stale, 100), "127.0.0.1:7003");
+    }
+
+    fn owners(runs: &[(usize, u16)]) -> Vec<u16> {
+        let mut owners = vec![NO_OWNER; SLOT_COUNT];
+        for (i, &(start, owner)) in runs.iter().enumerate() {
+            let end = runs.get(i + 1).map_or(SLOT_COUNT, |r| r.0);
+            owners[start..end].fill(owner);
+        }
+        owners
+    }
+
+    #[test]
+    fn walk_order_follows_the_lowest_slot_and_fingerprints_ownership() {
+        let addrs = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"];
+        let map = owners(&[(0, 1), (5000, 0), (10000, 1), (12000, 2)]);
+        let (order, fingerprint) = walk_order_of(&map, &addrs);
+        assert_eq!(order, [1, 0, 2]);
+        // The same owners under other node indices: the same fingerprint.
+        let renumbered = owners(&[(0, 0), (5000, 2), (10000, 0), (12000, 1)]);
+        let other_addrs = ["127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7001"];
+        assert_eq!(walk_order_of(&renumbered, &other_addrs).1, fingerprint);
+        // One slot moved, or another node in the same place: another one.
+        let moved = owners(&[(0, 1), (5001, 0), (10000, 1), (12000, 2)]);
+        assert_ne!(walk_order_of(&moved, &addrs).1, fingerprint);
+        let promoted = ["127.0.0.1:7001", "127.0.0.1:7004", "127.0.0.1:7003"];
+        assert_ne!(walk_order_of(&map, &promoted).1, fingerprint);
+        // A slot without an owner counts too.
+        let mut gap = map.clone();
+        gap[42] = NO_OWNER;
+        assert_ne!(walk_order_of(&gap, &addrs).1, fingerprint);
     }
 
     #[test]
