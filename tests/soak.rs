@@ -155,5 +155,9 @@ fn soak_writes_through_repeated_master_kills() {
         tally.longest,
         promotions
     );
-    assert!(lost.is_empty(), "lost: {:?}", lost.iter().take(20).collect::<Vec<_>>());
+    assert!(
+        lost.is_empty(),
+        "lost: {:?}",
+        lost.iter().take(20).collect::<Vec<_>>()
+    );
 }

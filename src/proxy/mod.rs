@@ -5,6 +5,7 @@
 //! backend link ([`backend`]), and one task per client ([`session`]).
 
 pub mod backend;
+pub mod dedicated;
 pub mod dispatch;
 pub mod local;
 pub mod multikey;
@@ -12,6 +13,7 @@ pub mod refresh;
 pub mod router;
 pub mod session;
 pub mod topology;
+pub mod transaction;
 pub mod workers;
 
 use std::future::Future;

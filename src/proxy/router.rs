@@ -26,9 +26,14 @@ pub enum Handling {
     /// Forwarded to the master owning the slot of its keys (all keys must
     /// share one slot, else CROSSSLOT).
     ByKey,
-    /// XREAD and XREADGROUP: by key, unless a BLOCK option makes the request
-    /// blocking (refused like the other blocking commands, for now).
+    /// XREAD and XREADGROUP: by key, on a dedicated connection when a BLOCK
+    /// option makes the request blocking.
     ByKeyUnlessBlock,
+    /// A blocking command: by key, on a dedicated connection of its own.
+    Blocking,
+    /// Transactions and RESET: the session's own state, kept by the proxy
+    /// (and a pinned connection for WATCH).
+    Session,
     /// Split per slot, sent concurrently, merged. `group` is the number of
     /// arguments that travel with each key (2 for MSET's key/value pairs).
     Split { merge: Merge, group: usize },
@@ -42,9 +47,6 @@ pub enum Handling {
     Unsupported(&'static str),
 }
 
-const SESSION_STATE: &str =
-    "needs a pinned backend connection, which this proxy does not provide yet";
-const BLOCKING: &str = "is a blocking command, which this proxy does not serve yet";
 const PUBSUB: &str = "is a pub/sub command, which this proxy does not serve yet";
 const SCRIPTS: &str = "runs scripts or functions, which this proxy does not serve yet";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
@@ -82,14 +84,14 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         | "config|get"
         | "time"
         | "lastsave" => AnyMaster,
-        "multi" | "exec" | "discard" | "watch" | "unwatch" | "reset" => Unsupported(SESSION_STATE),
+        "multi" | "exec" | "discard" | "watch" | "unwatch" | "reset" => Session,
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
             Unsupported(SCRIPTS)
         }
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
-        _ if spec.has_flag(flags::BLOCKING) => Unsupported(BLOCKING),
+        _ if spec.has_flag(flags::BLOCKING) => Blocking,
         _ if spec.has_flag(flags::PUBSUB) => Unsupported(PUBSUB),
         _ if spec.name.starts_with("script|") || spec.name.starts_with("function|") => {
             Unsupported(SCRIPTS)
@@ -118,7 +120,17 @@ pub fn support_matrix() -> String {
             ),
             Handling::ByKeyUnlessBlock => (
                 0,
-                "Forwarded to the master of the keys' slot; with BLOCK, refused as a blocking command for now"
+                "Forwarded to the master of the keys' slot; with BLOCK, on a dedicated connection"
+                    .to_string(),
+            ),
+            Handling::Blocking => (
+                0,
+                "Blocking: on a dedicated connection to the master of the keys' slot (all keys in one slot, else CROSSSLOT)"
+                    .to_string(),
+            ),
+            Handling::Session => (
+                2,
+                "Session state: transactions queued by the proxy and run on a dedicated connection to the master of their slot"
                     .to_string(),
             ),
             Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
@@ -162,6 +174,16 @@ pub enum Route {
     },
     AllMastersSum,
     Local,
+    /// On a dedicated connection to the master of this slot (a blocking
+    /// command).
+    Blocking {
+        slot: u16,
+        readonly: bool,
+    },
+    /// The session's own state (MULTI, EXEC, WATCH ...); `slot` is WATCH's.
+    Session {
+        slot: Option<u16>,
+    },
     /// Answered at once with this error (without the leading `-`).
     Error(String),
 }
@@ -210,22 +232,38 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
                 },
             }
         }
-        Handling::ByKeyUnlessBlock if has_block_option(req) => Route::Error(format!(
-            "ERR '{}' with BLOCK {BLOCKING}",
-            spec.name.to_uppercase()
-        )),
-        Handling::ByKey | Handling::ByKeyUnlessBlock => {
-            let keys = match spec.keys(req) {
-                Ok(k) => k,
-                Err(err) => return Route::Error(err.to_string()),
-            };
-            match single_slot(req, keys.as_slice()) {
-                Ok(Some(slot)) => Route::Slot { slot, readonly },
-                // No key in this request (optional keys): any master will do.
-                Ok(None) => Route::AnyMaster { readonly },
-                Err(()) => Route::Error(CROSSSLOT.to_string()),
-            }
+        Handling::Session => match by_key(spec, req, readonly) {
+            Route::Slot { slot, .. } => Route::Session { slot: Some(slot) },
+            Route::AnyMaster { .. } => Route::Session { slot: None },
+            other => other,
+        },
+        Handling::Blocking => blocking(by_key(spec, req, readonly)),
+        Handling::ByKeyUnlessBlock if has_block_option(req) => {
+            blocking(by_key(spec, req, readonly))
         }
+        Handling::ByKey | Handling::ByKeyUnlessBlock => by_key(spec, req, readonly),
+    }
+}
+
+/// The master of the keys' slot; any master without keys.
+fn by_key(spec: &'static CommandSpec, req: &Request, readonly: bool) -> Route {
+    let keys = match spec.keys(req) {
+        Ok(k) => k,
+        Err(err) => return Route::Error(err.to_string()),
+    };
+    match single_slot(req, keys.as_slice()) {
+        Ok(Some(slot)) => Route::Slot { slot, readonly },
+        // No key in this request (optional keys): any master will do.
+        Ok(None) => Route::AnyMaster { readonly },
+        Err(()) => Route::Error(CROSSSLOT.to_string()),
+    }
+}
+
+/// A keyed route, made blocking. (Every blocking command has a key.)
+fn blocking(route: Route) -> Route {
+    match route {
+        Route::Slot { slot, readonly } => Route::Blocking { slot, readonly },
+        other => other,
     }
 }
 
@@ -359,9 +397,24 @@ mod tests {
             r(&["CONFIG", "GET", "save"]),
             Route::AnyMaster { readonly: false }
         );
+        assert_eq!(r(&["MULTI"]), Route::Session { slot: None });
+        assert_eq!(
+            r(&["WATCH", "{a}1", "{a}2"]),
+            Route::Session {
+                slot: Some(key_slot(b"a"))
+            }
+        );
+        assert_eq!(r(&["WATCH", "a", "b"]), Route::Error(CROSSSLOT.into()));
+        assert_eq!(
+            r(&["BLPOP", "l", "0"]),
+            Route::Blocking {
+                slot: key_slot(b"l"),
+                readonly: false
+            }
+        );
+        assert_eq!(r(&["BLPOP", "a", "b", "0"]), Route::Error(CROSSSLOT.into()));
         for args in [
-            &["MULTI"][..],
-            &["BLPOP", "l", "0"],
+            &["MONITOR"][..],
             &["SUBSCRIBE", "c"],
             &["EVAL", "return 1", "0"],
             &["KEYS", "*"],
@@ -390,8 +443,12 @@ mod tests {
                 readonly: true
             }
         );
-        assert!(
-            matches!(r(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]), Route::Error(e) if e.contains("BLOCK"))
+        assert_eq!(
+            r(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]),
+            Route::Blocking {
+                slot,
+                readonly: true
+            }
         );
         assert_eq!(
             r(&["XREADGROUP", "GROUP", "BLOCK", "c", "STREAMS", "s", ">"]),
@@ -400,7 +457,7 @@ mod tests {
                 readonly: false
             }
         );
-        assert!(matches!(
+        assert_eq!(
             r(&[
                 "XREADGROUP",
                 "GROUP",
@@ -412,8 +469,11 @@ mod tests {
                 "s",
                 ">"
             ]),
-            Route::Error(_)
-        ));
+            Route::Blocking {
+                slot,
+                readonly: false
+            }
+        );
     }
 
     #[test]
