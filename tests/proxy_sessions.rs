@@ -13,27 +13,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use slotway::cluster::key_slot;
 
-const NODE_TIMEOUT_MS: u64 = 1000;
-
 /// A cluster of 3 masters (with `replicas` each) and a proxy in front.
 fn setup(backend: Backend, replicas: usize) -> Option<(RedisCluster, Proxy)> {
-    setup_with(backend, replicas, ProxyOptions::default())
-}
-
-fn setup_with(
-    backend: Backend,
-    replicas: usize,
-    opts: ProxyOptions,
-) -> Option<(RedisCluster, Proxy)> {
-    require_redis()?;
-    let cluster = RedisCluster::start_with(ClusterOptions {
-        backend,
-        replicas_per_master: replicas,
-        node_timeout_ms: NODE_TIMEOUT_MS,
-        ..ClusterOptions::default()
-    });
-    let proxy = Proxy::start_with(&cluster.seeds_arg(), opts);
-    Some((cluster, proxy))
+    cluster_with_proxy(backend, replicas, ProxyOptions::default())
 }
 
 /// Keys `{tag}:name` for each placeholder word in upper case.
@@ -487,7 +469,7 @@ fn an_exhausted_pool_answers_a_clear_error(backend: Backend) {
         )],
         ..ProxyOptions::default()
     };
-    let Some((_cluster, proxy)) = setup_with(backend, 0, opts) else {
+    let Some((_cluster, proxy)) = cluster_with_proxy(backend, 0, opts) else {
         return;
     };
     let mut first = proxy.client();

@@ -9,6 +9,8 @@ pub mod dedicated;
 pub mod dispatch;
 pub mod local;
 pub mod multikey;
+pub mod pubsub;
+pub mod pubsub_introspect;
 pub mod refresh;
 pub mod router;
 pub mod session;

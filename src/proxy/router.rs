@@ -34,6 +34,12 @@ pub enum Handling {
     /// Transactions and RESET: the session's own state, kept by the proxy
     /// (and a pinned connection for WATCH).
     Session,
+    /// (Un)subscribing: the session turns subscriber, on dedicated
+    /// connections (shard channels by their slot).
+    Subscribe,
+    /// PUBSUB CHANNELS, NUMSUB, SHARDCHANNELS, SHARDNUMSUB: asked of every
+    /// master, merged.
+    PubsubIntrospect,
     /// Split per slot, sent concurrently, merged. `group` is the number of
     /// arguments that travel with each key (2 for MSET's key/value pairs).
     Split { merge: Merge, group: usize },
@@ -47,7 +53,6 @@ pub enum Handling {
     Unsupported(&'static str),
 }
 
-const PUBSUB: &str = "is a pub/sub command, which this proxy does not serve yet";
 const SCRIPTS: &str = "runs scripts or functions, which this proxy does not serve yet";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
 const KEYLESS: &str = "has no key to route by, and this proxy does not serve it yet";
@@ -91,8 +96,14 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
+        "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe"
+        | "sunsubscribe" => Subscribe,
+        "publish" | "pubsub|help" => AnyMaster,
+        "pubsub|numpat" => AllMastersSum,
+        "pubsub|channels" | "pubsub|numsub" | "pubsub|shardchannels" | "pubsub|shardnumsub" => {
+            PubsubIntrospect
+        }
         _ if spec.has_flag(flags::BLOCKING) => Blocking,
-        _ if spec.has_flag(flags::PUBSUB) => Unsupported(PUBSUB),
         _ if spec.name.starts_with("script|") || spec.name.starts_with("function|") => {
             Unsupported(SCRIPTS)
         }
@@ -127,6 +138,15 @@ pub fn support_matrix() -> String {
                 0,
                 "Blocking: on a dedicated connection to the master of the keys' slot (all keys in one slot, else CROSSSLOT)"
                     .to_string(),
+            ),
+            Handling::Subscribe => (
+                2,
+                "Subscribed mode: on dedicated connections, channels and patterns to any master, shard channels to their slot's master; resubscribed when a connection dies or a slot moves"
+                    .to_string(),
+            ),
+            Handling::PubsubIntrospect => (
+                4,
+                "Sent to every master, replies merged".to_string(),
             ),
             Handling::Session => (
                 2,
@@ -184,6 +204,10 @@ pub enum Route {
     Session {
         slot: Option<u16>,
     },
+    /// (Un)subscribing: the session turns subscriber.
+    Subscribe,
+    /// Asked of every master, merged (PUBSUB CHANNELS ...).
+    PubsubIntrospect,
     /// Answered at once with this error (without the leading `-`).
     Error(String),
 }
@@ -238,6 +262,12 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
             other => other,
         },
         Handling::Blocking => blocking(by_key(spec, req, readonly)),
+        // SSUBSCRIBE's channels must share a slot, as keys do.
+        Handling::Subscribe => match by_key(spec, req, readonly) {
+            Route::Error(text) => Route::Error(text),
+            _ => Route::Subscribe,
+        },
+        Handling::PubsubIntrospect => Route::PubsubIntrospect,
         Handling::ByKeyUnlessBlock if has_block_option(req) => {
             blocking(by_key(spec, req, readonly))
         }
@@ -413,12 +443,17 @@ mod tests {
             }
         );
         assert_eq!(r(&["BLPOP", "a", "b", "0"]), Route::Error(CROSSSLOT.into()));
-        for args in [
-            &["MONITOR"][..],
-            &["SUBSCRIBE", "c"],
-            &["EVAL", "return 1", "0"],
-            &["KEYS", "*"],
-        ] {
+        assert_eq!(r(&["SUBSCRIBE", "c"]), Route::Subscribe);
+        assert_eq!(r(&["SSUBSCRIBE", "{a}1", "{a}2"]), Route::Subscribe);
+        assert_eq!(r(&["SSUBSCRIBE", "a", "b"]), Route::Error(CROSSSLOT.into()));
+        assert_eq!(
+            r(&["SPUBLISH", "c", "m"]),
+            Route::Slot {
+                slot: key_slot(b"c"),
+                readonly: false
+            }
+        );
+        for args in [&["MONITOR"][..], &["EVAL", "return 1", "0"], &["KEYS", "*"]] {
             match r(args) {
                 Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}'", args[0])), "{e}"),
                 other => panic!("{args:?} routed to {other:?}"),

@@ -37,6 +37,8 @@ use super::dispatch::{
 };
 use super::local::{self, ClientState, LocalReply};
 use super::multikey::execute_split;
+use super::pubsub::{self, Exit};
+use super::pubsub_introspect;
 use super::router::{Handling, Route, handling, route};
 use super::transaction::{Transaction, TxStep};
 
@@ -78,6 +80,8 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut tx = Transaction::default();
     // A request that must run alone, waiting for the replies before it.
     let mut held: Option<Request> = None;
+    // A (un)subscribe that turns the session into a subscriber.
+    let mut subscribe: Option<Request> = None;
     loop {
         // Dispatch every complete request in the buffer, up to the limit;
         // nothing while a request that runs alone is in flight.
@@ -91,6 +95,10 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                     let (spec, route) = route(&req);
                     if !owed.is_empty() && is_barrier(&tx, spec, &route) {
                         held = Some(req);
+                        break;
+                    }
+                    if matches!(route, Route::Subscribe) && !tx.in_multi() {
+                        subscribe = Some(req);
                         break;
                     }
                     let mut session = Session {
@@ -113,6 +121,25 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                     closing = true;
                 }
             }
+        }
+        if let Some(first) = subscribe.take() {
+            let io = pubsub::ClientIo {
+                reader: &mut reader,
+                writer: &mut writer,
+                input: &mut input,
+                output: &mut output,
+                decoder: &mut decoder,
+            };
+            match pubsub::serve(&proxy, client.id, io, first).await {
+                Exit::Resume => {}
+                Exit::Reset => {
+                    tx.reset();
+                    client.name = None;
+                }
+                Exit::Close => closing = true,
+                Exit::Abort => break,
+            }
+            continue;
         }
         if closing && owed.is_empty() && output.is_empty() {
             break;
@@ -181,6 +208,7 @@ fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bo
     match route {
         Route::Blocking { .. } => !tx.in_multi(),
         Route::Session { .. } => tx.is_barrier(spec),
+        Route::Subscribe => !tx.in_multi(),
         _ => false,
     }
 }
@@ -455,6 +483,18 @@ fn dispatch(
             entry.blocking = true;
             entry
         }
+        Route::PubsubIntrospect => {
+            let proxy = proxy.clone();
+            Entry::task(name, arrived, async move {
+                pubsub_introspect::introspect(&proxy, &req).await
+            })
+        }
+        // Served by the subscriber loop (the session never dispatches it).
+        Route::Subscribe => Entry::ready(
+            name,
+            arrived,
+            Bytes::from_static(b"-ERR internal routing error\r\n"),
+        ),
         Route::Session { .. } => {
             // RESET: out of every mode, back to a new connection's state.
             session.tx.reset();
