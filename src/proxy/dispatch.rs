@@ -100,6 +100,29 @@ pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bo
     execute_after(proxy, request, target, readonly, None).await
 }
 
+/// Sends `request` to every master at once and returns their replies, in
+/// the order of the masters; `Err` is the reply for a cluster with no
+/// master known.
+///
+/// # Errors
+/// `-CLUSTERDOWN` when the map has no master.
+pub async fn ask_every_master(
+    proxy: &Proxy,
+    request: Bytes,
+    readonly: bool,
+) -> Result<Vec<Bytes>, Bytes> {
+    let masters: Vec<_> = proxy.cluster.snapshot().masters().to_vec();
+    if masters.is_empty() {
+        return Err(Bytes::from_static(b"-CLUSTERDOWN The cluster is down\r\n"));
+    }
+    Ok(futures_util::future::join_all(
+        masters
+            .into_iter()
+            .map(|node| execute(proxy, request.clone(), Target::Node(node), readonly)),
+    )
+    .await)
+}
+
 /// The fast path for a single-slot request: sends it to the slot's master
 /// as the current map says, with no retry machinery. `None` when the slot
 /// has no owner. A reply that needs handling (a redirect, a failure) goes to

@@ -13,6 +13,7 @@ pub mod pubsub;
 pub mod pubsub_introspect;
 pub mod refresh;
 pub mod router;
+pub mod scripts;
 pub mod session;
 pub mod topology;
 pub mod transaction;
@@ -31,6 +32,7 @@ use crate::metrics::Metrics;
 
 use local::ClientState;
 use refresh::ClusterView;
+use scripts::ScriptCache;
 use workers::Workers;
 
 /// The Redis version the proxy reports in INFO and HELLO: the command set it
@@ -54,6 +56,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     pub stats: Stats,
     pub workers: Arc<Workers>,
+    /// Script bodies SCRIPT LOAD passed, to heal a NOSCRIPT.
+    pub scripts: ScriptCache,
     next_client_id: AtomicU64,
 }
 
@@ -139,6 +143,7 @@ pub fn start(
         cluster,
         metrics,
         workers,
+        scripts: ScriptCache::default(),
         next_client_id: AtomicU64::new(1),
     })
 }

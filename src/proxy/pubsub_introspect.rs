@@ -10,21 +10,15 @@ use bytes::{Bytes, BytesMut};
 use crate::resp::{Frame, Request, encode};
 
 use super::Proxy;
-use super::dispatch::{Target, execute};
+use super::dispatch::ask_every_master;
 
 /// Asks every master and merges: a union of names for the CHANNELS
 /// subcommands, per-channel sums for the NUMSUB ones.
 pub async fn introspect(proxy: &Proxy, req: &Request) -> Bytes {
-    let masters: Vec<_> = proxy.cluster.snapshot().masters().to_vec();
-    if masters.is_empty() {
-        return Bytes::from_static(b"-CLUSTERDOWN The cluster is down\r\n");
-    }
-    let replies = futures_util::future::join_all(
-        masters
-            .into_iter()
-            .map(|node| execute(proxy, req.raw().clone(), Target::Node(node), true)),
-    )
-    .await;
+    let replies = match ask_every_master(proxy, req.raw().clone(), true).await {
+        Ok(replies) => replies,
+        Err(reply) => return reply,
+    };
     let mut arrays = Vec::with_capacity(replies.len());
     for reply in &replies {
         match Frame::parse(reply) {

@@ -40,6 +40,12 @@ pub enum Handling {
     /// PUBSUB CHANNELS, NUMSUB, SHARDCHANNELS, SHARDNUMSUB: asked of every
     /// master, merged.
     PubsubIntrospect,
+    /// EVALSHA, EVALSHA_RO: by key, and a NOSCRIPT is healed from the
+    /// proxy's script cache.
+    EvalSha,
+    /// SCRIPT LOAD/FLUSH/EXISTS/KILL, FUNCTION LOAD/DELETE/FLUSH/RESTORE/KILL:
+    /// sent to every master, merged.
+    ScriptAdmin,
     /// Split per slot, sent concurrently, merged. `group` is the number of
     /// arguments that travel with each key (2 for MSET's key/value pairs).
     Split { merge: Merge, group: usize },
@@ -53,7 +59,8 @@ pub enum Handling {
     Unsupported(&'static str),
 }
 
-const SCRIPTS: &str = "runs scripts or functions, which this proxy does not serve yet";
+const SCRIPT_DEBUG: &str =
+    "debugs a script interactively on one node; send it to the node directly";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
 const KEYLESS: &str = "has no key to route by, and this proxy does not serve it yet";
 
@@ -90,9 +97,15 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         | "time"
         | "lastsave" => AnyMaster,
         "multi" | "exec" | "discard" | "watch" | "unwatch" | "reset" => Session,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
-            Unsupported(SCRIPTS)
+        "evalsha" | "evalsha_ro" => EvalSha,
+        "script|load" | "script|flush" | "script|exists" | "script|kill" | "function|load"
+        | "function|delete" | "function|flush" | "function|restore" | "function|kill" => {
+            ScriptAdmin
         }
+        "script|help" | "function|help" | "function|list" | "function|dump" | "function|stats" => {
+            AnyMaster
+        }
+        "script|debug" => Unsupported(SCRIPT_DEBUG),
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
@@ -104,9 +117,6 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             PubsubIntrospect
         }
         _ if spec.has_flag(flags::BLOCKING) => Blocking,
-        _ if spec.name.starts_with("script|") || spec.name.starts_with("function|") => {
-            Unsupported(SCRIPTS)
-        }
         _ if !spec.key_specs.is_empty() => ByKey,
         _ => Unsupported(KEYLESS),
     }
@@ -144,9 +154,14 @@ pub fn support_matrix() -> String {
                 "Subscribed mode: on dedicated connections, channels and patterns to any master, shard channels to their slot's master; resubscribed when a connection dies or a slot moves"
                     .to_string(),
             ),
-            Handling::PubsubIntrospect => (
+            Handling::PubsubIntrospect | Handling::ScriptAdmin => (
                 4,
                 "Sent to every master, replies merged".to_string(),
+            ),
+            Handling::EvalSha => (
+                0,
+                "Forwarded to the master of the keys' slot (any master without keys); a NOSCRIPT is healed from the scripts SCRIPT LOAD gave the proxy"
+                    .to_string(),
             ),
             Handling::Session => (
                 2,
@@ -208,6 +223,13 @@ pub enum Route {
     Subscribe,
     /// Asked of every master, merged (PUBSUB CHANNELS ...).
     PubsubIntrospect,
+    /// EVALSHA to the master of this slot (any master without one).
+    EvalSha {
+        slot: Option<u16>,
+        readonly: bool,
+    },
+    /// SCRIPT/FUNCTION administration, to every master.
+    ScriptAdmin,
     /// Answered at once with this error (without the leading `-`).
     Error(String),
 }
@@ -268,6 +290,18 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
             _ => Route::Subscribe,
         },
         Handling::PubsubIntrospect => Route::PubsubIntrospect,
+        Handling::ScriptAdmin => Route::ScriptAdmin,
+        Handling::EvalSha => match by_key(spec, req, readonly) {
+            Route::Slot { slot, readonly } => Route::EvalSha {
+                slot: Some(slot),
+                readonly,
+            },
+            Route::AnyMaster { readonly } => Route::EvalSha {
+                slot: None,
+                readonly,
+            },
+            other => other,
+        },
         Handling::ByKeyUnlessBlock if has_block_option(req) => {
             blocking(by_key(spec, req, readonly))
         }
@@ -453,9 +487,36 @@ mod tests {
                 readonly: false
             }
         );
-        for args in [&["MONITOR"][..], &["EVAL", "return 1", "0"], &["KEYS", "*"]] {
+        assert_eq!(
+            r(&["EVAL", "return 1", "2", "{a}1", "{a}2"]),
+            Route::Slot {
+                slot: key_slot(b"a"),
+                readonly: false
+            }
+        );
+        assert_eq!(
+            r(&["EVAL", "return 1", "0"]),
+            Route::AnyMaster { readonly: false }
+        );
+        assert_eq!(
+            r(&["EVAL", "return 1", "2", "a", "b"]),
+            Route::Error(CROSSSLOT.into())
+        );
+        assert_eq!(
+            r(&["EVALSHA_RO", "abc", "1", "a"]),
+            Route::EvalSha {
+                slot: Some(key_slot(b"a")),
+                readonly: true
+            }
+        );
+        assert_eq!(r(&["SCRIPT", "LOAD", "return 1"]), Route::ScriptAdmin);
+        for args in [
+            &["MONITOR"][..],
+            &["SCRIPT", "DEBUG", "YES"],
+            &["KEYS", "*"],
+        ] {
             match r(args) {
-                Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}'", args[0])), "{e}"),
+                Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}", args[0])), "{e}"),
                 other => panic!("{args:?} routed to {other:?}"),
             }
         }

@@ -40,6 +40,7 @@ use super::multikey::execute_split;
 use super::pubsub::{self, Exit};
 use super::pubsub_introspect;
 use super::router::{Handling, Route, handling, route};
+use super::scripts;
 use super::transaction::{Transaction, TxStep};
 
 /// How long a session keeps command metrics to itself before flushing them.
@@ -487,6 +488,19 @@ fn dispatch(
             let proxy = proxy.clone();
             Entry::task(name, arrived, async move {
                 pubsub_introspect::introspect(&proxy, &req).await
+            })
+        }
+        Route::EvalSha { slot, readonly } => {
+            let proxy = proxy.clone();
+            let target = slot.map_or(Target::AnyMaster, Target::Slot);
+            Entry::task(name, arrived, async move {
+                scripts::evalsha(&proxy, &req, target, readonly).await
+            })
+        }
+        Route::ScriptAdmin => {
+            let proxy = proxy.clone();
+            Entry::task(name, arrived, async move {
+                scripts::admin(&proxy, name, &req).await
             })
         }
         // Served by the subscriber loop (the session never dispatches it).

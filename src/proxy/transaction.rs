@@ -229,6 +229,7 @@ impl Transaction {
         }
         let slot = match route {
             Route::Slot { slot, .. } | Route::Blocking { slot, .. } => Some(*slot),
+            Route::EvalSha { slot, .. } => *slot,
             Route::AnyMaster { .. } => None,
             Route::Local if matches!(spec.name, "ping" | "echo") => None,
             Route::Session { .. } if spec.name == "unwatch" => None,
