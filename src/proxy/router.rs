@@ -59,6 +59,8 @@ pub enum Handling {
     Unsupported(&'static str),
 }
 
+const WAIT: &str = "counts the replicas that acknowledged this connection's writes, which the \
+     proxy sends on connections shared with other clients; it is not served";
 const SCRIPT_DEBUG: &str =
     "debugs a script interactively on one node; send it to the node directly";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
@@ -106,6 +108,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             AnyMaster
         }
         "script|debug" => Unsupported(SCRIPT_DEBUG),
+        "wait" => Unsupported(WAIT),
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
