@@ -138,6 +138,23 @@ fn subscribers_see_what_redis_sends(backend: Backend) {
     );
     assert!(sub.cmd(&["QUIT"]).is_ok());
     assert!(sub.read_raw_until_close().is_empty());
+    // A subscriber that leaves takes its subscriptions with it.
+    let mut gone = proxy.client();
+    assert_eq!(
+        gone.cmd(&["SUBSCRIBE", "z"]),
+        confirm("subscribe", Some("z"), 1)
+    );
+    assert_eq!(
+        gone.cmd(&["SSUBSCRIBE", "{s}z"]),
+        confirm("ssubscribe", Some("{s}z"), 1)
+    );
+    drop(gone);
+    eventually(Duration::from_secs(5), Duration::from_millis(20), || {
+        publisher.cmd(&["PUBSUB", "NUMSUB", "q", "z"])
+            == push(&[bulk("q"), Reply::Int(0), bulk("z"), Reply::Int(0)])
+            && publisher.cmd(&["PUBSUB", "SHARDNUMSUB", "{s}z"])
+                == push(&[bulk("{s}z"), Reply::Int(0)])
+    });
 }
 
 /// Publishes `channel` through `publisher` until `sub` receives one of the
