@@ -175,6 +175,9 @@ pub const MAX_CONNECTIONS_PER_NODE: usize = 64;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_RECONNECT_BACKOFF_MAX_MS: u64 = 1000;
+/// Dedicated connections (transactions, blocking commands, subscriptions)
+/// per node.
+pub const DEFAULT_MAX_DEDICATED_CONNECTIONS_PER_NODE: usize = 1000;
 
 /// `[backend]`: the links from the proxy to cluster nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -205,6 +208,14 @@ pub struct BackendConfig {
         deserialize_with = "whole_number"
     )]
     pub reconnect_backoff_max_ms: u64,
+    /// Dedicated connections open at once to each node: one per client in a
+    /// WATCH, a blocking command or a subscription. Past it such a command
+    /// gets an error.
+    #[serde(
+        default = "default_max_dedicated_connections_per_node",
+        deserialize_with = "whole_number"
+    )]
+    pub max_dedicated_connections_per_node: usize,
 }
 
 fn default_connections_per_node() -> usize {
@@ -223,6 +234,10 @@ fn default_reconnect_backoff_max_ms() -> u64 {
     DEFAULT_RECONNECT_BACKOFF_MAX_MS
 }
 
+fn default_max_dedicated_connections_per_node() -> usize {
+    DEFAULT_MAX_DEDICATED_CONNECTIONS_PER_NODE
+}
+
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
@@ -230,6 +245,7 @@ impl Default for BackendConfig {
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             reconnect_backoff_max_ms: DEFAULT_RECONNECT_BACKOFF_MAX_MS,
+            max_dedicated_connections_per_node: DEFAULT_MAX_DEDICATED_CONNECTIONS_PER_NODE,
         }
     }
 }
@@ -296,6 +312,8 @@ pub const DEFAULT_MAX_INFLIGHT_PER_CLIENT: usize = 1024;
 pub const MAX_MAX_INFLIGHT_PER_CLIENT: usize = 1 << 20;
 /// 1 GiB.
 pub const DEFAULT_CLIENT_OUTPUT_LIMIT_BYTES: usize = 1 << 30;
+/// Redis's hard `client-output-buffer-limit pubsub`: 32 MiB.
+pub const DEFAULT_PUBSUB_OUTPUT_LIMIT_BYTES: usize = 32 << 20;
 
 /// `[limits]`: what one client, or all of them, may use.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -327,6 +345,14 @@ pub struct LimitsConfig {
         deserialize_with = "whole_number"
     )]
     pub client_output_limit_bytes: usize,
+    /// Messages buffered for a subscriber that does not read them, in bytes,
+    /// before it is disconnected (Redis's `client-output-buffer-limit
+    /// pubsub`).
+    #[serde(
+        default = "default_pubsub_output_limit_bytes",
+        deserialize_with = "whole_number"
+    )]
+    pub pubsub_output_limit_bytes: usize,
 }
 
 fn default_max_clients() -> usize {
@@ -349,6 +375,10 @@ fn default_client_output_limit_bytes() -> usize {
     DEFAULT_CLIENT_OUTPUT_LIMIT_BYTES
 }
 
+fn default_pubsub_output_limit_bytes() -> usize {
+    DEFAULT_PUBSUB_OUTPUT_LIMIT_BYTES
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
@@ -357,6 +387,7 @@ impl Default for LimitsConfig {
             max_multibulk_len: DEFAULT_MAX_MULTIBULK_LEN,
             max_inflight_per_client: DEFAULT_MAX_INFLIGHT_PER_CLIENT,
             client_output_limit_bytes: DEFAULT_CLIENT_OUTPUT_LIMIT_BYTES,
+            pubsub_output_limit_bytes: DEFAULT_PUBSUB_OUTPUT_LIMIT_BYTES,
         }
     }
 }
@@ -757,6 +788,12 @@ impl ProxyConfig {
             "backend.reconnect_backoff_max_ms",
             b.reconnect_backoff_max_ms,
         )?;
+        check_range(
+            "backend.max_dedicated_connections_per_node",
+            b.max_dedicated_connections_per_node,
+            1,
+            usize::MAX,
+        )?;
 
         let r = &self.retry;
         check_range("retry.max_redirects", r.max_redirects, 1, MAX_MAX_REDIRECTS)?;
@@ -781,6 +818,12 @@ impl ProxyConfig {
         check_range(
             "limits.client_output_limit_bytes",
             l.client_output_limit_bytes,
+            1,
+            usize::MAX,
+        )?;
+        check_range(
+            "limits.pubsub_output_limit_bytes",
+            l.pubsub_output_limit_bytes,
             1,
             usize::MAX,
         )?;

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::resp::reply::reply_len;
 
+use super::dedicated::DedicatedPool;
 use super::workers::{self, Workers};
 use crate::metrics::{BackendErrorKind, NodeMetrics};
 
@@ -71,7 +72,7 @@ impl BackendError {
 pub type ReplyResult = Result<Bytes, BackendError>;
 
 /// `ASKING`, sent before a request redirected by `-ASK`.
-const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+pub(super) const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 /// Requests waiting to be written to one node beyond which the link stops
 /// taking more from its queue until the node reads what it was sent.
@@ -99,6 +100,9 @@ pub struct LinkSettings {
     /// How long a link may go without any reply while requests are
     /// outstanding before it is declared stalled and reconnected.
     pub request_timeout: Duration,
+    /// Dedicated connections (transactions, blocking commands,
+    /// subscriptions) open at once per node.
+    pub max_dedicated: usize,
 }
 
 /// One multiplexed connection to a node, kept alive by its own task.
@@ -163,6 +167,7 @@ pub struct Node {
     /// `links[worker]` are the links whose tasks run on that worker.
     links: Vec<Vec<Link>>,
     next: AtomicUsize,
+    dedicated: Arc<DedicatedPool>,
 }
 
 impl Node {
@@ -187,6 +192,11 @@ impl Node {
             .collect();
         Arc::new(Node {
             links,
+            dedicated: Arc::new(DedicatedPool::new(
+                addr.clone(),
+                settings.max_dedicated,
+                settings.connect_timeout,
+            )),
             addr,
             next: AtomicUsize::new(0),
         })
@@ -198,6 +208,11 @@ impl Node {
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The node's pool of dedicated connections.
+    pub fn dedicated(&self) -> &Arc<DedicatedPool> {
+        &self.dedicated
     }
 
     /// True when at least one link is connected and answered its PING.
@@ -302,7 +317,7 @@ fn fail(shared: &LinkShared, p: Pending, kind: FailureKind, sent: Sent) {
 
 /// Connects and checks the node answers a PING before declaring it ready,
 /// so a frozen process whose kernel still accepts connections is not used.
-async fn connect(
+pub(super) async fn connect(
     addr: &str,
     timeout: Duration,
 ) -> std::io::Result<(OwnedReadHalf, OwnedWriteHalf, BytesMut)> {

@@ -26,7 +26,8 @@ use crate::cluster::redirect::{self, ClusterError};
 use crate::metrics::{BackendErrorKind, RedirectKind};
 
 use super::Proxy;
-use super::backend::{BackendError, FailureKind, Node, ReplyResult, Sent};
+use super::backend::{ASKING, BackendError, FailureKind, Node, ReplyResult, Sent};
+use super::dedicated::Pinned;
 use super::refresh::RefreshReason;
 
 /// Where a request should go.
@@ -84,7 +85,7 @@ fn next_step(result: &ReplyResult, readonly: bool) -> Step {
 
 /// A redirect's address may lack a host (`:7001`) when the node does not
 /// know its own; it then shares the host of the node that sent it.
-fn with_host(addr: &str, sender: &str) -> String {
+pub(super) fn with_host(addr: &str, sender: &str) -> String {
     if let Some(port) = addr.strip_prefix(':') {
         let host = sender.rsplit_once(':').map_or(sender, |(h, _)| h);
         format!("{host}:{port}")
@@ -97,6 +98,29 @@ fn with_host(addr: &str, sender: &str) -> String {
 /// client, with every redirect, retry and failover wait absorbed.
 pub async fn execute(proxy: &Proxy, request: Bytes, target: Target, readonly: bool) -> Bytes {
     execute_after(proxy, request, target, readonly, None).await
+}
+
+/// Sends `request` to every master at once and returns their replies, in
+/// the order of the masters; `Err` is the reply for a cluster with no
+/// master known.
+///
+/// # Errors
+/// `-CLUSTERDOWN` when the map has no master.
+pub async fn ask_every_master(
+    proxy: &Proxy,
+    request: Bytes,
+    readonly: bool,
+) -> Result<Vec<Bytes>, Bytes> {
+    let masters: Vec<_> = proxy.cluster.snapshot().masters().to_vec();
+    if masters.is_empty() {
+        return Err(Bytes::from_static(b"-CLUSTERDOWN The cluster is down\r\n"));
+    }
+    Ok(futures_util::future::join_all(
+        masters
+            .into_iter()
+            .map(|node| execute(proxy, request.clone(), Target::Node(node), readonly)),
+    )
+    .await)
 }
 
 /// The fast path for a single-slot request: sends it to the slot's master
@@ -143,6 +167,91 @@ pub async fn execute_after(
     readonly: bool,
     first: Option<ReplyResult>,
 ) -> Bytes {
+    execute_via(proxy, request, target, readonly, first, Via::Shared).await
+}
+
+/// Like [`execute`], on a dedicated connection of the node's pool rather
+/// than a shared link: for a blocking command, which may hold its connection
+/// for as long as it blocks. Dropping the future closes the connection,
+/// which is the only way to cancel the command on the node.
+pub async fn execute_dedicated(
+    proxy: &Proxy,
+    request: Bytes,
+    target: Target,
+    readonly: bool,
+) -> Bytes {
+    execute_via(proxy, request, target, readonly, None, Via::Dedicated(None)).await
+}
+
+/// Like [`execute_dedicated`], for a request that leaves state on its
+/// connection (WATCH): once it succeeds, the connection stays in `pinned`
+/// instead of going back to the pool. The request is resent after a
+/// redirect or a lost connection, so it must be harmless to repeat.
+pub async fn execute_pinned(
+    proxy: &Proxy,
+    request: Bytes,
+    target: Target,
+    pinned: &Pinned,
+) -> Bytes {
+    execute_via(
+        proxy,
+        request,
+        target,
+        true,
+        None,
+        Via::Dedicated(Some(pinned)),
+    )
+    .await
+}
+
+/// Which connection a request travels on.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// A multiplexed link shared by every client.
+    Shared,
+    /// A connection of its own from the node's pool; kept in the [`Pinned`]
+    /// if there is one and the request succeeds.
+    Dedicated(Option<&'a Pinned>),
+}
+
+/// Sends `request` on a dedicated connection to `node` and reads its reply.
+/// The connection goes back to the pool once the reply is in, or into
+/// `keep` when the reply is not an error. `Err` is a reply for the client:
+/// the pool is exhausted.
+async fn send_dedicated(
+    node: &Node,
+    request: &Bytes,
+    asking: bool,
+    keep: Option<&Pinned>,
+) -> Result<ReplyResult, Bytes> {
+    let mut conn = match node.dedicated().acquire().await {
+        Ok(conn) => conn,
+        Err(err) => return err.into_reply().map(Err),
+    };
+    let result = async {
+        if asking {
+            conn.write(ASKING).await?;
+            conn.read_reply().await?;
+        }
+        conn.request(request).await
+    }
+    .await;
+    match (&result, keep) {
+        (Ok(reply), Some(keep)) if reply.first() != Some(&b'-') => keep.put(conn),
+        (Ok(_), _) => conn.release(),
+        (Err(_), _) => {}
+    }
+    Ok(result)
+}
+
+async fn execute_via(
+    proxy: &Proxy,
+    request: Bytes,
+    target: Target,
+    readonly: bool,
+    first: Option<ReplyResult>,
+    via: Via<'_>,
+) -> Bytes {
     let cfg = &proxy.config;
     let started = Instant::now();
     let retry_deadline = started + Duration::from_millis(cfg.retry.retry_deadline_ms);
@@ -170,15 +279,21 @@ pub async fn execute_after(
                     }
                 },
             };
-            let result = match node.send(request.clone(), asking).await {
-                Ok(result) => result,
-                // The link dropped the request with its connection (lost, or
-                // stalled past the request timeout).
-                Err(_) => Err(BackendError {
-                    addr: node.addr().into(),
-                    kind: FailureKind::Closed,
-                    sent: Sent::Maybe,
-                }),
+            let result = match via {
+                Via::Shared => match node.send(request.clone(), asking).await {
+                    Ok(result) => result,
+                    // The link dropped the request with its connection (lost,
+                    // or stalled past the request timeout).
+                    Err(_) => Err(BackendError {
+                        addr: node.addr().into(),
+                        kind: FailureKind::Closed,
+                        sent: Sent::Maybe,
+                    }),
+                },
+                Via::Dedicated(keep) => match send_dedicated(&node, &request, asking, keep).await {
+                    Ok(result) => result,
+                    Err(reply) => return reply,
+                },
             };
             (result, Some(node))
         };
@@ -250,7 +365,7 @@ pub async fn execute_after(
     }
 }
 
-fn pick(proxy: &Proxy, target: &Target) -> Option<Arc<Node>> {
+pub(super) fn pick(proxy: &Proxy, target: &Target) -> Option<Arc<Node>> {
     match target {
         Target::Node(node) => Some(node.clone()),
         Target::Slot(slot) => proxy.cluster.snapshot().master(*slot).cloned(),
@@ -266,7 +381,7 @@ fn pick(proxy: &Proxy, target: &Target) -> Option<Arc<Node>> {
     }
 }
 
-fn note_failure(proxy: &Proxy, err: &BackendError) {
+pub(super) fn note_failure(proxy: &Proxy, err: &BackendError) {
     let kind = match err.kind {
         FailureKind::Down => BackendErrorKind::Connect,
         FailureKind::Closed => BackendErrorKind::Closed,
@@ -277,7 +392,7 @@ fn note_failure(proxy: &Proxy, err: &BackendError) {
 
 /// Waits for the next topology snapshot, or one fast-poll interval, but not
 /// past `deadline`. False once the deadline has passed.
-async fn await_topology(proxy: &Proxy, deadline: Instant) -> bool {
+pub(super) async fn await_topology(proxy: &Proxy, deadline: Instant) -> bool {
     let now = Instant::now();
     if now >= deadline {
         return false;
@@ -289,7 +404,7 @@ async fn await_topology(proxy: &Proxy, deadline: Instant) -> bool {
     true
 }
 
-fn outcome_unknown_error(err: &BackendError) -> Bytes {
+pub(super) fn outcome_unknown_error(err: &BackendError) -> Bytes {
     Bytes::from(format!(
         "-ERR outcome unknown: the connection to master {} was lost or stopped answering \
          after the command was sent; it may or may not have been applied\r\n",
@@ -300,7 +415,7 @@ fn outcome_unknown_error(err: &BackendError) -> Bytes {
 /// The nodes keep sending the request elsewhere (a cluster in the middle of
 /// a reconfiguration, or misconfigured): give up with a clear error rather
 /// than leak a redirect to a client that cannot follow it.
-fn too_many_redirects(slot: Option<u16>, last: &str) -> Bytes {
+pub(super) fn too_many_redirects(slot: Option<u16>, last: &str) -> Bytes {
     let slot = slot.map_or_else(|| "?".to_string(), |s| s.to_string());
     Bytes::from(format!(
         "-CLUSTERDOWN too many redirects for slot {slot} (the last one to {last}); the cluster is reconfiguring\r\n"
@@ -314,7 +429,7 @@ fn slot_of(target: &Target) -> Option<u16> {
     }
 }
 
-fn unavailable_error(err: Option<&BackendError>) -> Bytes {
+pub(super) fn unavailable_error(err: Option<&BackendError>) -> Bytes {
     match err {
         Some(err) => Bytes::from(format!(
             "-CLUSTERDOWN master {} is unreachable and no replica took over before the failover deadline\r\n",
@@ -324,7 +439,7 @@ fn unavailable_error(err: Option<&BackendError>) -> Bytes {
     }
 }
 
-fn no_owner_error(target: &Target, err: Option<&BackendError>) -> Bytes {
+pub(super) fn no_owner_error(target: &Target, err: Option<&BackendError>) -> Bytes {
     match (target, err) {
         (_, Some(err)) => unavailable_error(Some(err)),
         (Target::Slot(_), None) => Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n"),

@@ -6,16 +6,21 @@
 //! backend link ([`backend`]), and one task per client ([`session`]).
 
 pub mod backend;
+pub mod dedicated;
 pub mod dispatch;
 pub mod emulation;
 pub mod fanout;
 pub mod local;
 pub mod multikey;
+pub mod pubsub;
+pub mod pubsub_introspect;
 pub mod refresh;
 pub mod router;
 pub mod scan;
+pub mod scripts;
 pub mod session;
 pub mod topology;
+pub mod transaction;
 pub mod workers;
 
 use std::future::Future;
@@ -31,6 +36,7 @@ use crate::metrics::Metrics;
 
 use local::ClientState;
 use refresh::ClusterView;
+use scripts::ScriptCache;
 use workers::Workers;
 
 /// The Redis version the proxy reports in INFO and HELLO: the command set it
@@ -54,6 +60,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     pub stats: Stats,
     pub workers: Arc<Workers>,
+    /// Script bodies SCRIPT LOAD passed, to heal a NOSCRIPT.
+    pub scripts: ScriptCache,
     next_client_id: AtomicU64,
 }
 
@@ -140,6 +148,7 @@ pub fn start(
         cluster,
         metrics,
         workers,
+        scripts: ScriptCache::default(),
         next_client_id: AtomicU64::new(1),
     })
 }

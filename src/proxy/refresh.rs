@@ -96,6 +96,7 @@ impl ClusterView {
                 connect_timeout: Duration::from_millis(config.backend.connect_timeout_ms),
                 backoff_max: Duration::from_millis(config.backend.reconnect_backoff_max_ms),
                 request_timeout: Duration::from_millis(config.backend.request_timeout_ms),
+                max_dedicated: config.backend.max_dedicated_connections_per_node,
             },
             links_per_node: config.backend.connections_per_node,
             workers,

@@ -37,9 +37,26 @@ pub enum Handling {
     /// Forwarded to the master owning the slot of its keys (all keys must
     /// share one slot, else CROSSSLOT).
     ByKey,
-    /// XREAD and XREADGROUP: by key, unless a BLOCK option makes the request
-    /// blocking (refused like the other blocking commands, for now).
+    /// XREAD and XREADGROUP: by key, on a dedicated connection when a BLOCK
+    /// option makes the request blocking.
     ByKeyUnlessBlock,
+    /// A blocking command: by key, on a dedicated connection of its own.
+    Blocking,
+    /// Transactions and RESET: the session's own state, kept by the proxy
+    /// (and a pinned connection for WATCH).
+    Session,
+    /// (Un)subscribing: the session turns subscriber, on dedicated
+    /// connections (shard channels by their slot).
+    Subscribe,
+    /// PUBSUB CHANNELS, NUMSUB, SHARDCHANNELS, SHARDNUMSUB: asked of every
+    /// master, merged.
+    PubsubIntrospect,
+    /// EVALSHA, EVALSHA_RO: by key, and a NOSCRIPT is healed from the
+    /// proxy's script cache.
+    EvalSha,
+    /// SCRIPT LOAD/FLUSH/EXISTS/KILL, FUNCTION LOAD/DELETE/FLUSH/RESTORE/KILL:
+    /// sent to every master, merged.
+    ScriptAdmin,
     /// Split per slot, sent concurrently, merged. `group` is the number of
     /// arguments that travel with each key (2 for MSET's key/value pairs).
     Split { merge: Merge, group: usize },
@@ -61,11 +78,10 @@ pub enum Handling {
     Unsupported(&'static str),
 }
 
-const SESSION_STATE: &str =
-    "needs a pinned backend connection, which this proxy does not provide yet";
-const BLOCKING: &str = "is a blocking command, which this proxy does not serve yet";
-const PUBSUB: &str = "is a pub/sub command, which this proxy does not serve yet";
-const SCRIPTS: &str = "runs scripts or functions, which this proxy does not serve yet";
+const WAIT: &str = "counts the replicas that acknowledged this connection's writes, which the \
+     proxy sends on connections shared with other clients; it is not served";
+const SCRIPT_DEBUG: &str =
+    "debugs a script interactively on one node; send it to the node directly";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
 const KEYLESS: &str = "has no key to route by, and this proxy does not serve it yet";
 const LEARNED_KEYLESS: &str = "is not in this proxy's command table, and the cluster's \
@@ -118,19 +134,29 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         | "config|get"
         | "time"
         | "lastsave" => AnyMaster,
-        "multi" | "exec" | "discard" | "watch" | "unwatch" | "reset" => Unsupported(SESSION_STATE),
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
-            Unsupported(SCRIPTS)
+        "multi" | "exec" | "discard" | "watch" | "unwatch" | "reset" => Session,
+        "evalsha" | "evalsha_ro" => EvalSha,
+        "script|load" | "script|flush" | "script|exists" | "script|kill" | "function|load"
+        | "function|delete" | "function|flush" | "function|restore" | "function|kill" => {
+            ScriptAdmin
         }
+        "script|help" | "function|help" | "function|list" | "function|dump" | "function|stats" => {
+            AnyMaster
+        }
+        "script|debug" => Unsupported(SCRIPT_DEBUG),
+        "wait" => Unsupported(WAIT),
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
-        _ if spec.has_flag(flags::BLOCKING) => Unsupported(BLOCKING),
-        _ if spec.has_flag(flags::PUBSUB) => Unsupported(PUBSUB),
-        _ if spec.name.starts_with("script|") || spec.name.starts_with("function|") => {
-            Unsupported(SCRIPTS)
+        "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe"
+        | "sunsubscribe" => Subscribe,
+        "publish" | "pubsub|help" => AnyMaster,
+        "pubsub|numpat" => AllMasters(Fanout::Sum),
+        "pubsub|channels" | "pubsub|numsub" | "pubsub|shardchannels" | "pubsub|shardnumsub" => {
+            PubsubIntrospect
         }
         _ if spec.has_flag(flags::LEARNED) => learned_handling(spec),
+        _ if spec.has_flag(flags::BLOCKING) => Blocking,
         _ if !spec.key_specs.is_empty() => ByKey,
         _ => Unsupported(KEYLESS),
     }
@@ -176,7 +202,31 @@ pub fn support_matrix() -> String {
             ),
             Handling::ByKeyUnlessBlock => (
                 0,
-                "Forwarded to the master of the keys' slot; with BLOCK, refused as a blocking command for now"
+                "Forwarded to the master of the keys' slot; with BLOCK, on a dedicated connection"
+                    .to_string(),
+            ),
+            Handling::Blocking => (
+                0,
+                "Blocking: on a dedicated connection to the master of the keys' slot (all keys in one slot, else CROSSSLOT)"
+                    .to_string(),
+            ),
+            Handling::Subscribe => (
+                2,
+                "Subscribed mode: on dedicated connections, channels and patterns to any master, shard channels to their slot's master; resubscribed when a connection dies or a slot moves"
+                    .to_string(),
+            ),
+            Handling::PubsubIntrospect | Handling::ScriptAdmin => (
+                4,
+                "Sent to every master, replies merged".to_string(),
+            ),
+            Handling::EvalSha => (
+                0,
+                "Forwarded to the master of the keys' slot (any master without keys); a NOSCRIPT is healed from the scripts SCRIPT LOAD gave the proxy"
+                    .to_string(),
+            ),
+            Handling::Session => (
+                2,
+                "Session state: transactions queued by the proxy and run on a dedicated connection to the master of their slot"
                     .to_string(),
             ),
             Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
@@ -250,6 +300,27 @@ pub enum Route {
     RandomMaster,
     AllNodes,
     Local,
+    /// On a dedicated connection to the master of this slot (a blocking
+    /// command).
+    Blocking {
+        slot: u16,
+        readonly: bool,
+    },
+    /// The session's own state (MULTI, EXEC, WATCH ...); `slot` is WATCH's.
+    Session {
+        slot: Option<u16>,
+    },
+    /// (Un)subscribing: the session turns subscriber.
+    Subscribe,
+    /// Asked of every master, merged (PUBSUB CHANNELS ...).
+    PubsubIntrospect,
+    /// EVALSHA to the master of this slot (any master without one).
+    EvalSha {
+        slot: Option<u16>,
+        readonly: bool,
+    },
+    /// SCRIPT/FUNCTION administration, to every master.
+    ScriptAdmin,
     /// Answered at once with this error (without the leading `-`).
     Error(String),
 }
@@ -350,22 +421,56 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
                 },
             }
         }
-        Handling::ByKeyUnlessBlock if has_block_option(req) => Route::Error(format!(
-            "ERR '{}' with BLOCK {BLOCKING}",
-            spec.name.to_uppercase()
-        )),
-        Handling::ByKey | Handling::ByKeyUnlessBlock => {
-            let keys = match spec.keys(req) {
-                Ok(k) => k,
-                Err(err) => return Route::Error(err.to_string()),
-            };
-            match single_slot(req, keys.as_slice()) {
-                Ok(Some(slot)) => Route::Slot { slot, readonly },
-                // No key in this request (optional keys): any master will do.
-                Ok(None) => Route::AnyMaster { readonly },
-                Err(()) => Route::Error(CROSSSLOT.to_string()),
-            }
+        Handling::Session => match by_key(spec, req, readonly) {
+            Route::Slot { slot, .. } => Route::Session { slot: Some(slot) },
+            Route::AnyMaster { .. } => Route::Session { slot: None },
+            other => other,
+        },
+        Handling::Blocking => blocking(by_key(spec, req, readonly)),
+        // SSUBSCRIBE's channels must share a slot, as keys do.
+        Handling::Subscribe => match by_key(spec, req, readonly) {
+            Route::Error(text) => Route::Error(text),
+            _ => Route::Subscribe,
+        },
+        Handling::PubsubIntrospect => Route::PubsubIntrospect,
+        Handling::ScriptAdmin => Route::ScriptAdmin,
+        Handling::EvalSha => match by_key(spec, req, readonly) {
+            Route::Slot { slot, readonly } => Route::EvalSha {
+                slot: Some(slot),
+                readonly,
+            },
+            Route::AnyMaster { readonly } => Route::EvalSha {
+                slot: None,
+                readonly,
+            },
+            other => other,
+        },
+        Handling::ByKeyUnlessBlock if has_block_option(req) => {
+            blocking(by_key(spec, req, readonly))
         }
+        Handling::ByKey | Handling::ByKeyUnlessBlock => by_key(spec, req, readonly),
+    }
+}
+
+/// The master of the keys' slot; any master without keys.
+fn by_key(spec: &'static CommandSpec, req: &Request, readonly: bool) -> Route {
+    let keys = match spec.keys(req) {
+        Ok(k) => k,
+        Err(err) => return Route::Error(err.to_string()),
+    };
+    match single_slot(req, keys.as_slice()) {
+        Ok(Some(slot)) => Route::Slot { slot, readonly },
+        // No key in this request (optional keys): any master will do.
+        Ok(None) => Route::AnyMaster { readonly },
+        Err(()) => Route::Error(CROSSSLOT.to_string()),
+    }
+}
+
+/// A keyed route, made blocking. (Every blocking command has a key.)
+fn blocking(route: Route) -> Route {
+    match route {
+        Route::Slot { slot, readonly } => Route::Blocking { slot, readonly },
+        other => other,
     }
 }
 
@@ -524,15 +629,62 @@ mod tests {
             r(&["CONFIG", "GET", "save"]),
             Route::AnyMaster { readonly: false }
         );
+        assert_eq!(r(&["MULTI"]), Route::Session { slot: None });
+        assert_eq!(
+            r(&["WATCH", "{a}1", "{a}2"]),
+            Route::Session {
+                slot: Some(key_slot(b"a"))
+            }
+        );
+        assert_eq!(r(&["WATCH", "a", "b"]), Route::Error(CROSSSLOT.into()));
+        assert_eq!(
+            r(&["BLPOP", "l", "0"]),
+            Route::Blocking {
+                slot: key_slot(b"l"),
+                readonly: false
+            }
+        );
+        assert_eq!(r(&["BLPOP", "a", "b", "0"]), Route::Error(CROSSSLOT.into()));
+        assert_eq!(r(&["SUBSCRIBE", "c"]), Route::Subscribe);
+        assert_eq!(r(&["SSUBSCRIBE", "{a}1", "{a}2"]), Route::Subscribe);
+        assert_eq!(r(&["SSUBSCRIBE", "a", "b"]), Route::Error(CROSSSLOT.into()));
+        assert_eq!(
+            r(&["SPUBLISH", "c", "m"]),
+            Route::Slot {
+                slot: key_slot(b"c"),
+                readonly: false
+            }
+        );
+        assert_eq!(
+            r(&["EVAL", "return 1", "2", "{a}1", "{a}2"]),
+            Route::Slot {
+                slot: key_slot(b"a"),
+                readonly: false
+            }
+        );
+        assert_eq!(
+            r(&["EVAL", "return 1", "0"]),
+            Route::AnyMaster { readonly: false }
+        );
+        assert_eq!(
+            r(&["EVAL", "return 1", "2", "a", "b"]),
+            Route::Error(CROSSSLOT.into())
+        );
+        assert_eq!(
+            r(&["EVALSHA_RO", "abc", "1", "a"]),
+            Route::EvalSha {
+                slot: Some(key_slot(b"a")),
+                readonly: true
+            }
+        );
+        assert_eq!(r(&["SCRIPT", "LOAD", "return 1"]), Route::ScriptAdmin);
         for args in [
-            &["MULTI"][..],
-            &["BLPOP", "l", "0"],
-            &["SUBSCRIBE", "c"],
-            &["EVAL", "return 1", "0"],
+            &["MONITOR"][..],
+            &["SCRIPT", "DEBUG", "YES"],
             &["SWAPDB", "0", "1"],
         ] {
             match r(args) {
-                Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}'", args[0])), "{e}"),
+                Route::Error(e) => assert!(e.starts_with(&format!("ERR '{}", args[0])), "{e}"),
                 other => panic!("{args:?} routed to {other:?}"),
             }
         }
@@ -555,8 +707,12 @@ mod tests {
                 readonly: true
             }
         );
-        assert!(
-            matches!(r(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]), Route::Error(e) if e.contains("BLOCK"))
+        assert_eq!(
+            r(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]),
+            Route::Blocking {
+                slot,
+                readonly: true
+            }
         );
         assert_eq!(
             r(&["XREADGROUP", "GROUP", "BLOCK", "c", "STREAMS", "s", ">"]),
@@ -565,7 +721,7 @@ mod tests {
                 readonly: false
             }
         );
-        assert!(matches!(
+        assert_eq!(
             r(&[
                 "XREADGROUP",
                 "GROUP",
@@ -577,8 +733,11 @@ mod tests {
                 "s",
                 ">"
             ]),
-            Route::Error(_)
-        ));
+            Route::Blocking {
+                slot,
+                readonly: false
+            }
+        );
     }
 
     fn learned() -> Learned {

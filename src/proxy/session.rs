@@ -26,15 +26,22 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::command::CommandSpec;
 use crate::metrics::CommandRecorder;
 use crate::resp::{Request, RequestDecoder, encode};
 
 use super::Proxy;
 use super::backend::ReplyResult;
-use super::dispatch::{Target, dropped_reply, execute, execute_after, is_final, send_to_slot};
+use super::dispatch::{
+    Target, dropped_reply, execute, execute_after, execute_dedicated, is_final, send_to_slot,
+};
 use super::local::{self, ClientState, LocalReply};
 use super::multikey::execute_split;
-use super::router::{Route, route_with};
+use super::pubsub::{self, Exit};
+use super::pubsub_introspect;
+use super::router::{Handling, Route, handling, route_with};
+use super::scripts;
+use super::transaction::{Transaction, TxStep};
 use super::{fanout, scan};
 
 /// How long a session keeps command metrics to itself before flushing them.
@@ -71,12 +78,37 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     // Set once no more requests will be read (EOF, QUIT, protocol error):
     // the session ends when the replies already owed are written.
     let mut closing = false;
+    // Session state: transactions.
+    let mut tx = Transaction::default();
+    // A request that must run alone, waiting for the replies before it.
+    let mut held: Option<Request> = None;
+    // A (un)subscribe that turns the session into a subscriber.
+    let mut subscribe: Option<Request> = None;
     loop {
-        // Dispatch every complete request in the buffer, up to the limit.
-        while !closing && owed.len() < max_inflight {
-            match decoder.decode(&mut input) {
+        // Dispatch every complete request in the buffer, up to the limit;
+        // nothing while a request that runs alone is in flight.
+        while !closing && owed.len() < max_inflight && !owed.has_barrier() {
+            let next = match held.take() {
+                Some(req) => Ok(Some(req)),
+                None => decoder.decode(&mut input),
+            };
+            match next {
                 Ok(Some(req)) => {
-                    let entry = dispatch(&proxy, &mut client, req, arrived, &mut closing);
+                    let (spec, route) = route_with(&req, || proxy.cluster.learned());
+                    if !owed.is_empty() && is_barrier(&tx, spec, &route) {
+                        held = Some(req);
+                        break;
+                    }
+                    if matches!(route, Route::Subscribe) && !tx.in_multi() {
+                        subscribe = Some(req);
+                        break;
+                    }
+                    let mut session = Session {
+                        client: &mut client,
+                        tx: &mut tx,
+                        closing: &mut closing,
+                    };
+                    let entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
                     owed.push(entry);
                 }
                 Ok(None) => break,
@@ -91,6 +123,25 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                     closing = true;
                 }
             }
+        }
+        if let Some(first) = subscribe.take() {
+            let io = pubsub::ClientIo {
+                reader: &mut reader,
+                writer: &mut writer,
+                input: &mut input,
+                output: &mut output,
+                decoder: &mut decoder,
+            };
+            match pubsub::serve(&proxy, client.id, io, first).await {
+                Exit::Resume => {}
+                Exit::Reset => {
+                    tx.reset();
+                    client.name = None;
+                }
+                Exit::Close => closing = true,
+                Exit::Abort => break,
+            }
+            continue;
         }
         if closing && owed.is_empty() && output.is_empty() {
             break;
@@ -125,8 +176,18 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 Ok(n) if n > 0 => output.advance(n),
                 _ => break,
             },
-            read = reader.read_buf(&mut input), if !closing && owed.len() < max_inflight => match read {
-                Ok(0) | Err(_) => closing = true,
+            // While a request runs alone, reading goes on (a bounded amount)
+            // to see the client leave.
+            read = reader.read_buf(&mut input), if !closing && owed.len() < max_inflight
+                && ((held.is_none() && !owed.has_barrier()) || input.len() < HELD_INPUT_LIMIT) => match read {
+                Ok(0) | Err(_) => {
+                    closing = true;
+                    // A blocked command is cancelled, as Redis does for a
+                    // client that leaves: its connection closes with it.
+                    if owed.is_blocked() {
+                        break;
+                    }
+                }
                 Ok(_) => arrived = Instant::now(),
             },
             () = &mut flush_timer, if flush_armed => {
@@ -135,7 +196,31 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
             }
         }
     }
+    tx.reset();
     let _ = writer.shutdown().await;
+}
+
+/// Input read ahead while a request that runs alone (a blocking command,
+/// EXEC) is in flight.
+const HELD_INPUT_LIMIT: usize = 64 * 1024;
+
+/// True when `route` must run alone: after every reply before it, and
+/// before any request after it starts.
+fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bool {
+    match route {
+        Route::Blocking { .. } => !tx.in_multi(),
+        Route::Session { .. } => tx.is_barrier(spec),
+        Route::Subscribe => !tx.in_multi(),
+        _ => false,
+    }
+}
+
+/// What [`dispatch`] may change about the session.
+struct Session<'a> {
+    client: &'a mut ClientState,
+    tx: &'a mut Transaction,
+    /// Set when no more requests will be read.
+    closing: &'a mut bool,
 }
 
 /// The replies a session owes, in request order.
@@ -155,6 +240,11 @@ struct Entry {
     name: &'static str,
     arrived: Instant,
     owed: Owed,
+    /// Runs alone: nothing is dispatched behind it until it is answered.
+    barrier: bool,
+    /// A blocking command: cancelled (its task aborted, which closes its
+    /// connection) when the client leaves.
+    blocking: bool,
 }
 
 enum Owed {
@@ -176,6 +266,8 @@ impl Entry {
             name,
             arrived,
             owed: Owed::Ready(reply),
+            barrier: false,
+            blocking: false,
         }
     }
 
@@ -188,6 +280,29 @@ impl Entry {
             name,
             arrived,
             owed: Owed::Task(tokio::spawn(fut)),
+            barrier: false,
+            blocking: false,
+        }
+    }
+
+    /// A task that runs alone (see [`is_barrier`]).
+    fn barrier(
+        name: &'static str,
+        arrived: Instant,
+        fut: impl Future<Output = Bytes> + Send + 'static,
+    ) -> Entry {
+        let mut entry = Entry::task(name, arrived, fut);
+        entry.barrier = true;
+        entry
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if self.blocking {
+            if let Owed::Task(task) = &self.owed {
+                task.abort();
+            }
         }
     }
 }
@@ -203,6 +318,17 @@ impl OwedQueue {
 
     fn push(&mut self, entry: Entry) {
         self.entries.push_back(entry);
+    }
+
+    /// True while a request that runs alone is owed (it is then the only
+    /// one).
+    fn has_barrier(&self) -> bool {
+        self.entries.front().is_some_and(|e| e.barrier)
+    }
+
+    /// True while a blocking command is owed.
+    fn is_blocked(&self) -> bool {
+        self.entries.iter().any(|e| e.blocking)
     }
 
     /// The front reply, with its command name and arrival time, once it is
@@ -269,13 +395,23 @@ impl OwedQueue {
 /// proxy knows at once are ready, so they keep their place in line.
 fn dispatch(
     proxy: &SessionProxy,
-    client: &mut ClientState,
+    session: &mut Session<'_>,
     req: Request,
+    spec: Option<&'static CommandSpec>,
+    route: Route,
     arrived: Instant,
-    closing: &mut bool,
 ) -> Entry {
-    let (spec, route) = route_with(&req, || proxy.cluster.learned());
     let name = spec.map_or("unknown", |s| s.name);
+    let is_session = matches!(route, Route::Session { .. })
+        || (matches!(route, Route::Error(_))
+            && spec.is_some_and(|s| handling(s) == Handling::Session));
+    if session.tx.in_multi() || is_session {
+        match session.tx.handle(proxy, spec, &route, &req) {
+            TxStep::Pass => {}
+            TxStep::Reply(reply) => return Entry::ready(name, arrived, reply),
+            TxStep::Run(fut) => return Entry::barrier(name, arrived, fut),
+        }
+    }
     match route {
         Route::Slot { slot, readonly } => {
             let request = req.raw().clone();
@@ -289,6 +425,8 @@ fn dispatch(
                         slot,
                         readonly,
                     },
+                    barrier: false,
+                    blocking: false,
                 },
                 None => {
                     let proxy = proxy.clone();
@@ -298,7 +436,7 @@ fn dispatch(
                 }
             }
         }
-        Route::Local => match spec.map(|spec| local::answer(proxy, client, spec, &req)) {
+        Route::Local => match spec.map(|spec| local::answer(proxy, session.client, spec, &req)) {
             None => Entry::ready(
                 name,
                 arrived,
@@ -306,7 +444,7 @@ fn dispatch(
             ),
             Some(LocalReply::Now(reply)) => Entry::ready(name, arrived, reply),
             Some(LocalReply::Quit(reply)) => {
-                *closing = true;
+                *session.closing = true;
                 Entry::ready(name, arrived, reply)
             }
             Some(LocalReply::Later(fut)) => Entry::task(name, arrived, fut),
@@ -358,6 +496,45 @@ fn dispatch(
             Entry::task(name, arrived, async move {
                 fanout::all_nodes(&proxy, req.raw().clone(), &command).await
             })
+        }
+        Route::Blocking { slot, readonly } => {
+            let proxy = proxy.clone();
+            let mut entry = Entry::barrier(name, arrived, async move {
+                execute_dedicated(&proxy, req.raw().clone(), Target::Slot(slot), readonly).await
+            });
+            entry.blocking = true;
+            entry
+        }
+        Route::PubsubIntrospect => {
+            let proxy = proxy.clone();
+            Entry::task(name, arrived, async move {
+                pubsub_introspect::introspect(&proxy, &req).await
+            })
+        }
+        Route::EvalSha { slot, readonly } => {
+            let proxy = proxy.clone();
+            let target = slot.map_or(Target::AnyMaster, Target::Slot);
+            Entry::task(name, arrived, async move {
+                scripts::evalsha(&proxy, &req, target, readonly).await
+            })
+        }
+        Route::ScriptAdmin => {
+            let proxy = proxy.clone();
+            Entry::task(name, arrived, async move {
+                scripts::admin(&proxy, name, &req).await
+            })
+        }
+        // Served by the subscriber loop (the session never dispatches it).
+        Route::Subscribe => Entry::ready(
+            name,
+            arrived,
+            Bytes::from_static(b"-ERR internal routing error\r\n"),
+        ),
+        Route::Session { .. } => {
+            // RESET: out of every mode, back to a new connection's state.
+            session.tx.reset();
+            session.client.name = None;
+            Entry::ready(name, arrived, Bytes::from_static(b"+RESET\r\n"))
         }
     }
 }

@@ -57,7 +57,7 @@ pub use migration::Migration;
 #[allow(unused_imports)]
 pub use ports::{free_port, free_port_block, release_port};
 #[allow(unused_imports)]
-pub use proxy::{Proxy, ProxyOptions};
+pub use proxy::{Proxy, ProxyOptions, cluster_with_proxy};
 #[allow(unused_imports)]
 pub use redis::{Backend, ClusterOptions, RedisCluster, RedisNode, hash_tag_for_slot};
 #[allow(unused_imports)]

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::bins::require_redis;
 use super::client::TestClient;
 use super::ports::{free_port, release_port};
 use super::process;
+use super::redis::{Backend, ClusterOptions, RedisCluster};
 use super::wait::try_eventually;
 
 /// How long the proxy may take to have a full slot map.
@@ -48,6 +50,26 @@ impl Default for ProxyOptions {
             ready_timeout: DEFAULT_READY_TIMEOUT,
         }
     }
+}
+
+/// A cluster of 3 masters of `backend` with `replicas` each (node timeout
+/// 1000 ms, so failover is quick) and a proxy in front, started with
+/// `proxy`; `None` when redis-server is missing and CI is not set (see
+/// [`require_redis`]).
+pub fn cluster_with_proxy(
+    backend: Backend,
+    replicas: usize,
+    proxy: ProxyOptions,
+) -> Option<(RedisCluster, Proxy)> {
+    require_redis()?;
+    let cluster = RedisCluster::start_with(ClusterOptions {
+        backend,
+        replicas_per_master: replicas,
+        node_timeout_ms: 1000,
+        ..ClusterOptions::default()
+    });
+    let proxy = Proxy::start_with(&cluster.seeds_arg(), proxy);
+    Some((cluster, proxy))
 }
 
 /// A running `slotway proxy`. On drop it gets SIGTERM, then SIGKILL after a

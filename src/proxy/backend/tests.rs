@@ -86,6 +86,7 @@ fn settings() -> LinkSettings {
         connect_timeout: Duration::from_millis(500),
         backoff_max: Duration::from_millis(100),
         request_timeout: Duration::from_millis(300),
+        max_dedicated: 4,
     }
 }
 
