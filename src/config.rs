@@ -461,6 +461,14 @@ pub struct EmbeddedConfig {
         deserialize_with = "whole_number"
     )]
     pub node_timeout_ms: u64,
+    /// The nodes keep an append-only file (`appendfsync everysec`), so a
+    /// restart brings back the data as well as the cluster.
+    #[serde(default = "default_true")]
+    pub appendonly: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_embedded_dir() -> PathBuf {
@@ -491,6 +499,7 @@ impl Default for EmbeddedConfig {
             masters: DEFAULT_EMBEDDED_MASTERS,
             replicas_per_master: DEFAULT_EMBEDDED_REPLICAS_PER_MASTER,
             node_timeout_ms: DEFAULT_EMBEDDED_NODE_TIMEOUT_MS,
+            appendonly: true,
         }
     }
 }

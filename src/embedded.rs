@@ -207,6 +207,7 @@ fn spawn_node(config: &EmbeddedConfig, i: usize, exe: &Path) -> Result<NodeProce
             "--cluster-node-timeout",
             &config.node_timeout_ms.to_string(),
         ])
+        .args(["--appendonly", if config.appendonly { "yes" } else { "no" }])
         .arg("--stop-with-parent")
         .stdin(Stdio::piped())
         .stdout(file)

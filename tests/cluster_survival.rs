@@ -28,30 +28,6 @@ fn start(backend: Backend, appendonly: bool) -> Option<RedisCluster> {
     }))
 }
 
-/// Every acknowledged write of `report` reads back through the proxy, no
-/// read failed, and no write failed except with an unknown outcome.
-fn check_load(report: &LoadReport, proxy: &Proxy) {
-    assert!(report.writes > 100, "{report:?}");
-    assert!(
-        report.read_errors.is_empty(),
-        "reads failed: {:?}",
-        report.read_errors
-    );
-    assert!(
-        report.unexpected_write_errors().is_empty(),
-        "writes failed: {:?}",
-        report.write_errors
-    );
-    let mut c = proxy.client();
-    let lost: Vec<&String> = report
-        .acked
-        .iter()
-        .filter(|(k, v)| c.cmd(&["GET", k]) != Reply::bulk(v))
-        .map(|(k, _)| k)
-        .collect();
-    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
-}
-
 /// The union of every master's keyspace.
 fn cluster_digest(cluster: &RedisCluster) -> BTreeMap<Vec<u8>, String> {
     let mut all = BTreeMap::new();
@@ -115,7 +91,7 @@ fn a_killed_master_is_replaced_and_comes_back_as_a_replica(backend: Backend) {
         let bound = Duration::from_millis(NODE_TIMEOUT_MS + 2000);
         assert!(promoted <= bound, "promoted after {promoted:?} > {bound:?}");
     }
-    check_load(&report, &proxy);
+    report.assert_nothing_lost(&proxy);
     let now = keyspace_digest(&mut cluster.client(replica));
     let lost: Vec<String> = digest_diff(&confirmed, &now)
         .into_iter()
@@ -178,7 +154,7 @@ fn a_manual_failover_loses_no_write(backend: Backend) {
         report.write_errors,
         report.longest
     );
-    check_load(&report, &proxy);
+    report.assert_nothing_lost(&proxy);
     assert!(report.write_errors.is_empty(), "{:?}", report.write_errors);
 }
 

@@ -88,11 +88,19 @@ fn embedded_cluster_serves_stops_with_the_proxy_and_comes_back() {
     );
     assert_nodes_gone(base);
 
-    // The same directory: the same cluster (ids) comes back and serves.
+    // The same directory: the same cluster (ids) and data come back.
     let mut proxy = start(dir.path(), base);
     let again: Vec<String> = (base..base + NODES).map(node_id).collect();
     assert_eq!(again, ids, "node ids after the restart");
     let mut c = proxy.client();
+    for i in [0, 150, 299] {
+        let value = c.cmd(&["GET", &format!("embedded:{i}")]);
+        assert_eq!(
+            value,
+            Reply::bulk(i.to_string()),
+            "embedded:{i} after the restart"
+        );
+    }
     c.cmd(&["SET", "after-restart", "1"]).expect_ok();
     assert_eq!(c.cmd(&["GET", "after-restart"]).as_bulk(), Some(&b"1"[..]));
 

@@ -25,28 +25,6 @@ fn setup(backend: Backend) -> Option<(RedisCluster, Proxy)> {
     Some((cluster, proxy))
 }
 
-fn check(report: &LoadReport, proxy: &Proxy) {
-    assert!(report.writes > 100, "{report:?}");
-    assert!(
-        report.read_errors.is_empty(),
-        "reads failed: {:?}",
-        report.read_errors
-    );
-    assert!(
-        report.unexpected_write_errors().is_empty(),
-        "writes failed: {:?}",
-        report.write_errors
-    );
-    let mut c = proxy.client();
-    let mut lost = Vec::new();
-    for (k, v) in &report.acked {
-        if c.cmd(&["GET", k]) != Reply::bulk(v) {
-            lost.push(k.clone());
-        }
-    }
-    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
-}
-
 fn a_killed_master_is_replaced_without_failed_reads_or_lost_writes(backend: Backend) {
     let Some((mut cluster, proxy)) = setup(backend) else {
         return;
@@ -72,7 +50,7 @@ fn a_killed_master_is_replaced_without_failed_reads_or_lost_writes(backend: Back
         report.write_errors,
         report.longest
     );
-    check(&report, &proxy);
+    report.assert_nothing_lost(&proxy);
 }
 
 fn a_frozen_master_is_replaced_and_demoted_when_it_wakes(backend: Backend) {
@@ -101,7 +79,7 @@ fn a_frozen_master_is_replaced_and_demoted_when_it_wakes(backend: Backend) {
         report.write_errors,
         report.longest
     );
-    check(&report, &proxy);
+    report.assert_nothing_lost(&proxy);
     cluster.wait_converged(Duration::from_secs(20));
     assert_eq!(cluster.master_for_slot(key_slot(b"fz:0")), Some(replica));
 }

@@ -18,8 +18,7 @@
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use super::db::{Keyspace, Value};
-use super::dump;
+use super::db::Keyspace;
 use crate::command::CommandSpec;
 use crate::resp::{Request, encode};
 
@@ -275,13 +274,21 @@ impl Feed {
         if !self.is_active() {
             return;
         }
-        if self.exec == ExecWrap::Pending {
-            self.exec = ExecWrap::Open;
-            self.push(&[b"MULTI"]);
-        }
         let mut buf = BytesMut::new();
         encode_command(&mut buf, argv);
-        self.append_raw(&buf);
+        self.push_encoded(&buf);
+    }
+
+    /// Appends one command already encoded (inside EXEC, after MULTI).
+    fn push_encoded(&mut self, command: &[u8]) {
+        if !self.is_active() {
+            return;
+        }
+        if self.exec == ExecWrap::Pending {
+            self.exec = ExecWrap::Open;
+            self.append_raw(b"*1\r\n$5\r\nMULTI\r\n");
+        }
+        self.append_raw(command);
     }
 
     /// The running command propagates as `commands` instead of itself
@@ -342,31 +349,16 @@ impl Feed {
             self.push(&[b"DEL", key]);
             return;
         };
-        let at = entry.expires_at.map(|t| t.to_string());
-        match (&entry.value, ttl_only, at) {
-            (_, true, Some(at)) => self.push(&[b"PEXPIREAT", key, at.as_bytes()]),
-            (_, true, None) => self.push(&[b"PERSIST", key]),
-            (Value::Str(s), false, Some(at)) => {
-                let s = s.clone();
-                self.push(&[b"SET", key, &s, b"PXAT", at.as_bytes()]);
+        if ttl_only {
+            match entry.expires_at.map(|t| t.to_string()) {
+                Some(at) => self.push(&[b"PEXPIREAT", key, at.as_bytes()]),
+                None => self.push(&[b"PERSIST", key]),
             }
-            (Value::Str(s), false, None) => {
-                let s = s.clone();
-                self.push(&[b"SET", key, &s]);
-            }
-            (value, false, at) => {
-                let payload = dump::dump(value);
-                let at = at.unwrap_or_else(|| "0".to_string());
-                self.push(&[
-                    b"RESTORE",
-                    key,
-                    at.as_bytes(),
-                    &payload,
-                    b"REPLACE",
-                    b"ABSTTL",
-                ]);
-            }
+            return;
         }
+        let mut buf = BytesMut::new();
+        super::snapshot::write_key(&mut buf, key, entry);
+        self.push_encoded(&buf);
     }
 }
 

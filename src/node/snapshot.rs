@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 
-use super::db::{Keyspace, Value};
+use super::db::{Entry, Keyspace, Value};
 use super::dump;
 use super::propagate::encode_command;
 use crate::cluster::SLOT_COUNT;
@@ -15,28 +15,34 @@ use crate::cluster::SLOT_COUNT;
 pub fn write_keyspace(db: &Keyspace, out: &mut BytesMut) {
     for slot in 0..SLOT_COUNT as u16 {
         for (key, entry) in db.iter_slot(slot) {
-            let at = entry.expires_at.map(|t| t.to_string());
-            match (&entry.value, &at) {
-                (Value::Str(s), Some(at)) => {
-                    encode_command(out, &[b"SET", key, s, b"PXAT", at.as_bytes()]);
-                }
-                (Value::Str(s), None) => encode_command(out, &[b"SET", key, s]),
-                (value, at) => {
-                    let payload = dump::dump(value);
-                    let at = at.as_deref().unwrap_or("0");
-                    encode_command(
-                        out,
-                        &[
-                            b"RESTORE",
-                            key,
-                            at.as_bytes(),
-                            &payload,
-                            b"REPLACE",
-                            b"ABSTTL",
-                        ],
-                    );
-                }
-            }
+            write_key(out, key, entry);
+        }
+    }
+}
+
+/// Appends the command that recreates `key` as `entry` holds it (its value
+/// and absolute TTL), replacing whatever the key holds where it is replayed.
+pub fn write_key(out: &mut BytesMut, key: &[u8], entry: &Entry) {
+    let at = entry.expires_at.map(|t| t.to_string());
+    match (&entry.value, &at) {
+        (Value::Str(s), Some(at)) => {
+            encode_command(out, &[b"SET", key, s, b"PXAT", at.as_bytes()]);
+        }
+        (Value::Str(s), None) => encode_command(out, &[b"SET", key, s]),
+        (value, at) => {
+            let payload = dump::dump(value);
+            let at = at.as_deref().unwrap_or("0");
+            encode_command(
+                out,
+                &[
+                    b"RESTORE",
+                    key,
+                    at.as_bytes(),
+                    &payload,
+                    b"REPLACE",
+                    b"ABSTTL",
+                ],
+            );
         }
     }
 }

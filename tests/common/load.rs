@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::client::{Reply, TestClient};
+use super::proxy::Proxy;
 
 /// What a [`LoadLoop`] saw.
 #[derive(Debug, Default)]
@@ -25,6 +26,32 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Asserts what a client is owed through failures: more than 100
+    /// writes made, no read failed, no write failed except with an unknown
+    /// outcome, and every acknowledged write reads back through `proxy`.
+    #[track_caller]
+    pub fn assert_nothing_lost(&self, proxy: &Proxy) {
+        assert!(self.writes > 100, "{self:?}");
+        assert!(
+            self.read_errors.is_empty(),
+            "reads failed: {:?}",
+            self.read_errors
+        );
+        assert!(
+            self.unexpected_write_errors().is_empty(),
+            "writes failed: {:?}",
+            self.write_errors
+        );
+        let mut c = proxy.client();
+        let lost: Vec<&String> = self
+            .acked
+            .iter()
+            .filter(|(k, v)| c.cmd(&["GET", k]) != Reply::bulk(v))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    }
+
     /// Write errors other than "outcome unknown", the one error a write may
     /// get when its master dies with it in flight.
     pub fn unexpected_write_errors(&self) -> BTreeMap<String, usize> {
