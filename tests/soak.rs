@@ -3,8 +3,11 @@
 //! default) while a master is killed and restarted every
 //! `SOAK_PERIOD_SECS` (30). Backend: `SOAK_BACKEND` =
 //! `builtin` (default) or `redis`. It prints the acknowledged writes, the
-//! errors by kind, the keys lost and the longest stall, and fails if an
-//! acknowledged write was lost.
+//! errors by kind, the keys lost and the longest stall. Replication is
+//! asynchronous, in Redis as here: a write acknowledged in the instant before
+//! its master is SIGKILLed may not have reached the replica yet. With one
+//! sequential writer that is at most a write or two per kill, so the test
+//! fails if more keys are lost than masters were killed.
 
 mod common;
 
