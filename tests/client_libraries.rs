@@ -2,7 +2,8 @@
 //! client as an application would use it: the `redis` crate, redis-py and
 //! ioredis, over strings, hashes, lists, sets, sorted sets, pipelines,
 //! transactions, pub/sub, blocking pops, scripts and scan iteration; and
-//! redis-py's `RedisCluster` pointed at the proxy's cluster emulation.
+//! the cluster clients of redis-py and ioredis pointed at the proxy's cluster
+//! emulation.
 //!
 //! The Python and Node.js scripts are in tests/clients/; `.ci/install-deps`
 //! installs their libraries there. Scripts (EVAL) run on redis-server only:
@@ -76,6 +77,19 @@ fn redis_py_cluster_client_works_through_the_proxy(backend: Backend) {
     };
     let args = ["python/cluster.py".to_string(), proxy.port().to_string()];
     run_script(&python, &args, "redis-py cluster ok");
+}
+
+/// ioredis's `Cluster` pointed at the proxy finds one master, the proxy
+/// (tests/clients/node/cluster.mjs).
+fn ioredis_cluster_client_works_through_the_proxy(backend: Backend) {
+    let Some(node) = require_ioredis() else {
+        return;
+    };
+    let Some((_cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let args = ["node/cluster.mjs".to_string(), proxy.port().to_string()];
+    run_script(&node, &args, "ioredis cluster ok");
 }
 
 /// The `redis` crate's synchronous client through the proxy.
@@ -305,4 +319,5 @@ on_both_backends!(
     redis_py_plain_client_works_through_the_proxy,
     ioredis_plain_client_works_through_the_proxy,
     redis_py_cluster_client_works_through_the_proxy,
+    ioredis_cluster_client_works_through_the_proxy,
 );
