@@ -1,6 +1,7 @@
 //! Cluster-aware clients pointed at the proxy: it answers as a cluster of
 //! two masters that share every slot, both at its advertised address, so
 //! `redis-cli -c` and `redis-benchmark --cluster` send everything to it.
+//! redis-py's `RedisCluster` is in tests/client_libraries.rs.
 
 // Test bodies are plain functions run once per backend (see
 // `on_both_backends!`), so the test-only clippy relaxations are spelled out.
@@ -206,49 +207,7 @@ fn the_advertised_address_is_what_cluster_clients_are_told(backend: Backend) {
     assert_eq!(node[2], c.cmd(&["CLUSTER", "MYID"]));
 }
 
-/// What redis-py's `RedisCluster` does through the proxy.
-const REDIS_PY_SCRIPT: &str = r#"
-import sys
-from redis.cluster import RedisCluster
-rc = RedisCluster(host="127.0.0.1", port=int(sys.argv[1]), decode_responses=True, protocol=2)
-assert [n.name for n in rc.get_nodes()] == ["127.0.0.1:" + sys.argv[1]], rc.get_nodes()
-for i in range(50):
-    rc.set(f"py:{i}", i)
-assert [rc.get(f"py:{i}") for i in range(50)] == [str(i) for i in range(50)]
-assert rc.mget_nonatomic(["py:1", "py:2", "nope"]) == ["1", "2", None]
-pipe = rc.pipeline()
-for i in range(10):
-    pipe.incr(f"pc:{i}")
-assert pipe.execute() == [1] * 10
-assert rc.hset("h", mapping={"f": "v"}) == 1 and rc.hgetall("h") == {"f": "v"}
-assert sorted(rc.scan_iter(match="py:*", count=100)) == sorted(f"py:{i}" for i in range(50))
-assert rc.dbsize() == 61
-assert rc.delete("py:1", "py:2") == 2
-assert rc.cluster_info()["cluster_state"] == "ok"
-print("redis-py ok")
-"#;
-
-/// redis-py's `RedisCluster` pointed at the proxy. Opt-in, as CI does not
-/// install redis-py yet: set `REDIS_PY_PYTHON` (not `SLOTWAY_*`, which the
-/// proxy reads) to a Python that has it, e.g. after `python3 -m venv v &&
-/// v/bin/pip install redis`, `REDIS_PY_PYTHON=v/bin/python`.
-fn redis_py_cluster_client_works_through_the_proxy(backend: Backend) {
-    let Some(python) = std::env::var_os("REDIS_PY_PYTHON") else {
-        println!("SKIP: REDIS_PY_PYTHON is not set");
-        return;
-    };
-    let Some((_cluster, proxy)) = setup(backend) else {
-        return;
-    };
-    let output = run(Command::new(python).args(["-c", REDIS_PY_SCRIPT, &proxy.port().to_string()]));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("redis-py ok"),
-        "{output:?}"
-    );
-}
-
 on_both_backends!(
-    redis_py_cluster_client_works_through_the_proxy,
     cluster_commands_describe_masters_at_the_proxy_owning_every_slot,
     cluster_clients_work_through_the_proxy,
     the_advertised_address_is_what_cluster_clients_are_told,

@@ -44,9 +44,10 @@ fn find_bin(env_var: &str, name: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("{name} not installed"))
 }
 
-/// True when tests must fail rather than skip without Redis: `CI` or
+/// True when tests must fail rather than skip without Redis (or the client
+/// libraries of tests/clients/): `CI` or
 /// `REQUIRE_REDIS_SERVER` set to anything but empty, `0` or `false`.
-fn redis_required() -> bool {
+pub(super) fn redis_required() -> bool {
     let set = |name: &str| {
         std::env::var(name)
             .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))

@@ -27,6 +27,7 @@
 mod bins;
 mod builtin;
 mod client;
+mod clients;
 mod cluster;
 mod digest;
 mod load;
@@ -44,6 +45,8 @@ pub use bins::{RedisBins, require_redis};
 pub use builtin::{NodePair, PlainRedis, ServerProcess, StandaloneNode, slotway_bin};
 #[allow(unused_imports)]
 pub use client::{DEFAULT_TIMEOUT, Reply, TestClient, encode_command};
+#[allow(unused_imports)]
+pub use clients::{clients_dir, require_ioredis, require_redis_py, run_client_script};
 #[allow(unused_imports)]
 pub use cluster::{
     BuiltinCluster, BuiltinNode, LonePair, NODE_TIMEOUT_MS, info_field, slot_ranges,
