@@ -107,7 +107,10 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             group: 1,
         },
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
-        | "readwrite" | "client|setname" | "client|getname" | "client|id" => Local,
+        | "readwrite" | "client|setname" | "client|getname" | "client|id" | "client|info"
+        | "client|list" | "client|kill" | "client|setinfo" | "client|no-evict" | "client|reply" => {
+            Local
+        }
         // The proxy presents itself as a cluster of its own (emulation.rs).
         "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
         | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"
@@ -189,7 +192,7 @@ fn learned_handling(spec: &CommandSpec) -> Handling {
 pub fn support_matrix() -> String {
     use std::collections::BTreeMap;
     let mut groups: BTreeMap<(usize, String), Vec<String>> = BTreeMap::new();
-    for spec in command::all_commands() {
+    for spec in command::all_commands().chain(PROXY_COMMANDS.iter()) {
         // A container (CONFIG, CLUSTER...) is described by its subcommands.
         if spec.is_container() {
             continue;
@@ -344,9 +347,42 @@ pub fn route_with<L: std::ops::Deref<Target = Learned>>(
         Err(err) => match learned_lookup(req, &err, &learned()) {
             Some(Ok(spec)) => (Some(spec), route_known(spec, req)),
             Some(Err(arity)) => (None, Route::Error(arity.to_string())),
-            None => (None, Route::Error(err.to_string())),
+            None => match own_lookup(req) {
+                Some(spec) if spec.arity_ok(req.len()) => (Some(spec), route_known(spec, req)),
+                Some(spec) => (
+                    None,
+                    Route::Error(CommandError::WrongArity(spec.name.to_string()).to_string()),
+                ),
+                None => (None, Route::Error(err.to_string())),
+            },
         },
     }
+}
+
+/// Commands newer than the table's Redis that the proxy answers itself
+/// whatever its backends run: client libraries send CLIENT SETINFO on
+/// connect.
+static PROXY_COMMANDS: [CommandSpec; 1] = [CommandSpec {
+    name: "client|setinfo",
+    arity: 4,
+    flags: flags::NOSCRIPT | flags::LOADING | flags::STALE,
+    first_key: 0,
+    last_key: 0,
+    step: 0,
+    tips: &[],
+    key_specs: &[],
+    subcommands: &[],
+}];
+
+/// The proxy's own entry for a request neither the table nor the cluster
+/// knows.
+fn own_lookup(req: &Request) -> Option<&'static CommandSpec> {
+    let name = format!(
+        "{}|{}",
+        String::from_utf8_lossy(req.name()).to_lowercase(),
+        String::from_utf8_lossy(req.arg(1).unwrap_or_default()).to_lowercase()
+    );
+    PROXY_COMMANDS.iter().find(|spec| spec.name == name)
 }
 
 /// The learned entry for a request the table does not know: an unknown

@@ -35,7 +35,7 @@ use super::backend::ReplyResult;
 use super::dispatch::{
     Target, dropped_reply, execute, execute_after, execute_dedicated, is_final, send_to_slot,
 };
-use super::local::{self, ClientState, LocalReply};
+use super::local::{self, ClientState, LocalReply, ReplyMode};
 use super::multikey::execute_split;
 use super::pubsub::{self, Exit};
 use super::pubsub_introspect;
@@ -84,6 +84,8 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut held: Option<Request> = None;
     // A (un)subscribe that turns the session into a subscriber.
     let mut subscribe: Option<Request> = None;
+    // CLIENT LIST shows the `b` flag while a blocking command is owed.
+    let mut blocked_noted = false;
     loop {
         // Dispatch every complete request in the buffer, up to the limit;
         // nothing while a request that runs alone is in flight.
@@ -108,13 +110,17 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                         tx: &mut tx,
                         closing: &mut closing,
                     };
-                    let entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
+                    let silent = silenced(session.client, spec, &req);
+                    let mut entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
+                    entry.silent = silent;
+                    note_command(&client, &tx, entry.name, arrived, entry.blocking);
+                    blocked_noted |= entry.blocking;
                     owed.push(entry);
                 }
                 Ok(None) => break,
                 Err(err) => {
                     proxy.metrics.protocol_errors_total.inc();
-                    tracing::debug!(client = %client.addr, %err, "protocol error; closing");
+                    tracing::debug!(client = %client.addr(), %err, "protocol error; closing");
                     owed.push(Entry::ready(
                         "unknown",
                         arrived,
@@ -132,11 +138,13 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 output: &mut output,
                 decoder: &mut decoder,
             };
-            match pubsub::serve(&proxy, client.id, io, first).await {
+            let exit = pubsub::serve(&proxy, &client.handle, io, first).await;
+            client.handle.details().subscriptions = Default::default();
+            match exit {
                 Exit::Resume => {}
                 Exit::Reset => {
                     tx.reset();
-                    client.name = None;
+                    client.reset();
                 }
                 Exit::Close => closing = true,
                 Exit::Abort => break,
@@ -163,12 +171,16 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                         Poll::Pending => None,
                     };
                 }
+                if blocked_noted && !owed.is_blocked() {
+                    client.handle.details().blocked = false;
+                    blocked_noted = false;
+                }
                 if recorder.pending() > 0 && !flush_armed {
                     flush_timer.as_mut().reset((now + METRICS_FLUSH_DELAY).into());
                     flush_armed = true;
                 }
                 if output.len() > output_limit {
-                    tracing::warn!(client = %client.addr, bytes = output.len(), "client output limit reached; closing");
+                    tracing::warn!(client = %client.addr(), bytes = output.len(), "client output limit reached; closing");
                     break;
                 }
             }
@@ -198,6 +210,37 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     }
     tx.reset();
     let _ = writer.shutdown().await;
+}
+
+/// True when CLIENT REPLY says this request's reply is dropped; consumes
+/// a SKIP. CLIENT REPLY ON answers even when replies were off, as in Redis.
+fn silenced(client: &mut ClientState, spec: Option<&CommandSpec>, req: &Request) -> bool {
+    let silent = match client.reply {
+        ReplyMode::On => false,
+        ReplyMode::Off => true,
+        ReplyMode::Skip => {
+            client.reply = ReplyMode::On;
+            true
+        }
+    };
+    let reply_on = spec.is_some_and(|s| s.name == "client|reply")
+        && req.arg(2).is_some_and(|m| m.eq_ignore_ascii_case(b"on"));
+    silent && !reply_on
+}
+
+/// Records a dispatched command in the client's description (CLIENT LIST).
+fn note_command(
+    client: &ClientState,
+    tx: &Transaction,
+    name: &'static str,
+    arrived: Instant,
+    blocking: bool,
+) {
+    let mut details = client.handle.details();
+    details.last_command = name;
+    details.last_active = arrived;
+    details.multi = tx.queued().map_or(-1, |n| n as i64);
+    details.blocked = blocking;
 }
 
 /// Input read ahead while a request that runs alone (a blocking command,
@@ -245,6 +288,8 @@ struct Entry {
     /// A blocking command: cancelled (its task aborted, which closes its
     /// connection) when the client leaves.
     blocking: bool,
+    /// CLIENT REPLY OFF or SKIP: the reply is dropped.
+    silent: bool,
 }
 
 enum Owed {
@@ -268,6 +313,7 @@ impl Entry {
             owed: Owed::Ready(reply),
             barrier: false,
             blocking: false,
+            silent: false,
         }
     }
 
@@ -282,6 +328,7 @@ impl Entry {
             owed: Owed::Task(tokio::spawn(fut)),
             barrier: false,
             blocking: false,
+            silent: false,
         }
     }
 
@@ -385,6 +432,7 @@ impl OwedQueue {
                 },
             };
             let (name, arrived) = (entry.name, entry.arrived);
+            let reply = if entry.silent { Bytes::new() } else { reply };
             self.entries.pop_front();
             return Poll::Ready((reply, name, arrived));
         }
@@ -427,6 +475,7 @@ fn dispatch(
                     },
                     barrier: false,
                     blocking: false,
+                    silent: false,
                 },
                 None => {
                     let proxy = proxy.clone();
@@ -533,7 +582,7 @@ fn dispatch(
         Route::Session { .. } => {
             // RESET: out of every mode, back to a new connection's state.
             session.tx.reset();
-            session.client.name = None;
+            session.client.reset();
             Entry::ready(name, arrived, Bytes::from_static(b"+RESET\r\n"))
         }
     }
