@@ -9,6 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use slotway::cluster::key_slot;
 
 fn setup(backend: Backend) -> Option<(RedisCluster, Proxy)> {
     // Several workers, so a kill must cross threads.
@@ -279,3 +280,72 @@ fn client_reply(backend: Backend) {
 }
 
 on_both_backends!(client_list_and_info, client_kill, client_reply);
+
+/// WAIT counts the replicas that acknowledged this client's writes, on every
+/// master it wrote to, without holding up anyone else's requests.
+fn wait_counts_replicas(backend: Backend) {
+    let Some((mut cluster, proxy)) = cluster_with_proxy(backend, 1, ProxyOptions::default()) else {
+        return;
+    };
+    let mut c = proxy.client();
+    // The replicas may still be syncing: the first WAIT may take a while.
+    c.cmd(&["SET", "{a}k", "0"]).expect_ok();
+    assert_eq!(c.cmd(&["WAIT", "1", "10000"]).expect_int(), 1);
+    // Writes to one master, then to all three: one replica each holds them.
+    // Acknowledgements are asked for, not waited a second for.
+    let started = Instant::now();
+    for i in 0..5 {
+        let v = i.to_string();
+        c.cmd(&["SET", "{a}k", &v]).expect_ok();
+        assert_eq!(c.cmd(&["WAIT", "1", "5000"]).expect_int(), 1);
+    }
+    c.cmd(&["MSET", "{a}x", "1", "{b}x", "2", "{c}x", "3"])
+        .expect_ok();
+    assert_eq!(c.cmd(&["WAIT", "1", "5000"]).expect_int(), 1);
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "6 WAITs took {took:?}");
+    // A replica that has not acknowledged this client's last write does not
+    // count (a WAIT on a connection that wrote nothing would count it).
+    let master = cluster.master_for_slot(key_slot(b"{a}k")).unwrap();
+    let replica = cluster.replicas_of(master)[0];
+    cluster.stop(replica);
+    c.cmd(&["SET", "{a}k", "frozen"]).expect_ok();
+    assert_eq!(c.cmd(&["WAIT", "1", "300"]).expect_int(), 0);
+    cluster.cont(replica);
+    assert_eq!(c.cmd(&["WAIT", "1", "5000"]).expect_int(), 1);
+    // More replicas than there are: the timeout, then the count.
+    let started = Instant::now();
+    assert_eq!(c.cmd(&["WAIT", "2", "300"]).expect_int(), 1);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // A WAIT that never ends holds no shared link: another client's
+    // requests to the same masters go through meanwhile.
+    let mut blocked = proxy.client();
+    blocked.cmd(&["SET", "{a}k", "b"]).expect_ok();
+    blocked.send_raw(&encode_command(&["WAIT", "5", "0"]));
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    for _ in 0..20 {
+        c.cmd(&["INCR", "{a}n"]).expect_int();
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(blocked.read_raw_for(Duration::from_millis(100)).is_empty());
+    drop(blocked);
+
+    for (args, err) in [
+        (
+            &["WAIT", "x", "10"][..],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["WAIT", "1", "x"],
+            "ERR timeout is not an integer or out of range",
+        ),
+        (&["WAIT", "1", "-1"], "ERR timeout is negative"),
+    ] {
+        assert_eq!(c.cmd(args).expect_error(), err, "{args:?}");
+    }
+    assert_eq!(c.cmd(&["GET", "{a}k"]).expect_str(), "b");
+}
+
+on_both_backends!(wait_counts_replicas);

@@ -23,6 +23,7 @@ pub mod scripts;
 pub mod session;
 pub mod topology;
 pub mod transaction;
+pub mod wait;
 pub mod workers;
 
 use std::future::Future;

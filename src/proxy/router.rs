@@ -74,12 +74,13 @@ pub enum Handling {
     AllNodes,
     /// Answered by the proxy itself.
     Local,
+    /// WAIT: the replicas that acknowledged this client's writes, read from
+    /// the masters it wrote to ([`super::wait`]).
+    Wait,
     /// Not served through the proxy (yet), with the reason given to clients.
     Unsupported(&'static str),
 }
 
-const WAIT: &str = "counts the replicas that acknowledged this connection's writes, which the \
-     proxy sends on connections shared with other clients; it is not served";
 const SCRIPT_DEBUG: &str =
     "debugs a script interactively on one node; send it to the node directly";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
@@ -147,7 +148,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             AnyMaster
         }
         "script|debug" => Unsupported(SCRIPT_DEBUG),
-        "wait" => Unsupported(WAIT),
+        "wait" => Wait,
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
@@ -234,6 +235,10 @@ pub fn support_matrix() -> String {
             ),
             Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
             Handling::Local => (2, "Answered by the proxy".to_string()),
+            Handling::Wait => (
+                2,
+                "Runs alone: counts, on every master this client wrote to, the replicas that acknowledged the master's offset after those writes; the smallest count".to_string(),
+            ),
             Handling::AnyMaster => (3, "Keyless, answered by one master".to_string()),
             Handling::AllMasters(Fanout::Sum) => {
                 (4, "Sent to every master, replies summed".to_string())
@@ -324,6 +329,8 @@ pub enum Route {
     },
     /// SCRIPT/FUNCTION administration, to every master.
     ScriptAdmin,
+    /// WAIT, after every earlier reply.
+    Wait,
     /// Answered at once with this error (without the leading `-`).
     Error(String),
 }
@@ -424,6 +431,7 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
     let readonly = spec.has_flag(flags::READONLY) && !spec.has_flag(flags::WRITE);
     match handling(spec) {
         Handling::Local => Route::Local,
+        Handling::Wait => Route::Wait,
         Handling::AnyMaster => Route::AnyMaster { readonly },
         Handling::AllMasters(how) => Route::AllMasters { how, readonly },
         Handling::Scan => Route::Scan,

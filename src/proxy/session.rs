@@ -42,6 +42,7 @@ use super::pubsub_introspect;
 use super::router::{Handling, Route, handling, route_with};
 use super::scripts;
 use super::transaction::{Transaction, TxStep};
+use super::wait::{self, Written};
 use super::{fanout, scan};
 
 /// How long a session keeps command metrics to itself before flushing them.
@@ -80,6 +81,8 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut closing = false;
     // Session state: transactions.
     let mut tx = Transaction::default();
+    // Where this client's writes went (WAIT).
+    let mut written = Written::default();
     // A request that must run alone, waiting for the replies before it.
     let mut held: Option<Request> = None;
     // A (un)subscribe that turns the session into a subscriber.
@@ -105,12 +108,25 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                         subscribe = Some(req);
                         break;
                     }
+                    if matches!(route, Route::Wait) && !tx.in_multi() {
+                        let silent = silenced(&mut client, spec, &req);
+                        let wait = wait::wait((*proxy).clone(), written.clone(), req);
+                        let mut entry =
+                            Entry::barrier(spec.map_or("wait", |s| s.name), arrived, wait);
+                        entry.blocking = true;
+                        entry.silent = silent;
+                        note_command(&client, &tx, entry.name, arrived, true);
+                        blocked_noted = true;
+                        owed.push(entry);
+                        continue;
+                    }
                     let mut session = Session {
                         client: &mut client,
                         tx: &mut tx,
                         closing: &mut closing,
                     };
                     let silent = silenced(session.client, spec, &req);
+                    written.note(spec, &route);
                     let mut entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
                     entry.silent = silent;
                     note_command(&client, &tx, entry.name, arrived, entry.blocking);
@@ -253,7 +269,7 @@ fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bo
     match route {
         Route::Blocking { .. } => !tx.in_multi(),
         Route::Session { .. } => tx.is_barrier(spec),
-        Route::Subscribe => !tx.in_multi(),
+        Route::Subscribe | Route::Wait => !tx.in_multi(),
         _ => false,
     }
 }
@@ -573,8 +589,9 @@ fn dispatch(
                 scripts::admin(&proxy, name, &req).await
             })
         }
-        // Served by the subscriber loop (the session never dispatches it).
-        Route::Subscribe => Entry::ready(
+        // Served by the subscriber loop and the session loop (never
+        // dispatched).
+        Route::Subscribe | Route::Wait => Entry::ready(
             name,
             arrived,
             Bytes::from_static(b"-ERR internal routing error\r\n"),
