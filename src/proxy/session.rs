@@ -108,25 +108,13 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                         subscribe = Some(req);
                         break;
                     }
-                    if matches!(route, Route::Wait) && !tx.in_multi() {
-                        let silent = silenced(&mut client, spec, &req);
-                        let wait = wait::wait((*proxy).clone(), written.clone(), req);
-                        let mut entry =
-                            Entry::barrier(spec.map_or("wait", |s| s.name), arrived, wait);
-                        entry.blocking = true;
-                        entry.silent = silent;
-                        note_command(&client, &tx, entry.name, arrived, true);
-                        blocked_noted = true;
-                        owed.push(entry);
-                        continue;
-                    }
                     let mut session = Session {
                         client: &mut client,
                         tx: &mut tx,
+                        written: &mut written,
                         closing: &mut closing,
                     };
                     let silent = silenced(session.client, spec, &req);
-                    written.note(spec, &route);
                     let mut entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
                     entry.silent = silent;
                     note_command(&client, &tx, entry.name, arrived, entry.blocking);
@@ -278,6 +266,7 @@ fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bo
 struct Session<'a> {
     client: &'a mut ClientState,
     tx: &'a mut Transaction,
+    written: &'a mut Written,
     /// Set when no more requests will be read.
     closing: &'a mut bool,
 }
@@ -469,6 +458,7 @@ fn dispatch(
     let is_session = matches!(route, Route::Session { .. })
         || (matches!(route, Route::Error(_))
             && spec.is_some_and(|s| handling(s) == Handling::Session));
+    session.written.note(spec, &route);
     if session.tx.in_multi() || is_session {
         match session.tx.handle(proxy, spec, &route, &req) {
             TxStep::Pass => {}
@@ -589,9 +579,14 @@ fn dispatch(
                 scripts::admin(&proxy, name, &req).await
             })
         }
-        // Served by the subscriber loop and the session loop (never
-        // dispatched).
-        Route::Subscribe | Route::Wait => Entry::ready(
+        Route::Wait => {
+            let wait = wait::wait((**proxy).clone(), session.written.clone(), req);
+            let mut entry = Entry::barrier(name, arrived, wait);
+            entry.blocking = true;
+            entry
+        }
+        // Served by the subscriber loop (the session never dispatches it).
+        Route::Subscribe => Entry::ready(
             name,
             arrived,
             Bytes::from_static(b"-ERR internal routing error\r\n"),
