@@ -89,6 +89,8 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut subscribe: Option<Request> = None;
     // CLIENT LIST shows the `b` flag while a blocking command is owed.
     let mut blocked_noted = false;
+    // The last request dispatched in this turn, and whether it blocks.
+    let mut last_dispatched: Option<(&'static str, bool)> = None;
     loop {
         // Dispatch every complete request in the buffer, up to the limit;
         // nothing while a request that runs alone is in flight.
@@ -117,8 +119,7 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                     let silent = silenced(session.client, spec, &req);
                     let mut entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
                     entry.silent = silent;
-                    note_command(&client, &tx, entry.name, arrived, entry.blocking);
-                    blocked_noted |= entry.blocking;
+                    last_dispatched = Some((entry.name, entry.blocking));
                     owed.push(entry);
                 }
                 Ok(None) => break,
@@ -133,6 +134,11 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                     closing = true;
                 }
             }
+        }
+        // CLIENT LIST's view, once per batch of requests (one lock).
+        if let Some((name, blocking)) = last_dispatched.take() {
+            note_command(&client, &tx, name, arrived, blocking);
+            blocked_noted |= blocking;
         }
         if let Some(first) = subscribe.take() {
             let io = pubsub::ClientIo {
