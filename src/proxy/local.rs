@@ -1,5 +1,6 @@
 //! Commands the proxy answers itself, as one plain Redis server would:
-//! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT SETNAME/GETNAME/ID,
+//! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT (the subcommands about
+//! the proxy's own clients are in [`super::client_commands`]),
 //! READONLY/READWRITE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
 //! present the proxy as a cluster of its own ([`super::emulation`]).
 
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -16,17 +18,50 @@ use crate::command::CommandSpec;
 use crate::resp::{Frame, Request, encode};
 
 use super::Proxy;
+use super::client_commands;
+use super::clients::ClientHandle;
 use super::dispatch::{Target, execute};
 use super::emulation::{self, Identity};
 
-/// What the proxy remembers about one client.
-#[derive(Debug)]
+/// What the proxy remembers about one client: its registered description
+/// (shared with CLIENT LIST) and what only its own session reads.
 pub struct ClientState {
-    pub id: u64,
-    pub addr: SocketAddr,
-    /// The proxy's address as this client reached it.
-    pub local_addr: SocketAddr,
-    pub name: Option<Bytes>,
+    pub handle: Arc<ClientHandle>,
+    pub reply: ReplyMode,
+}
+
+/// CLIENT REPLY's setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// The next command's reply is dropped, then back to `On`.
+    Skip,
+}
+
+impl ClientState {
+    pub fn new(handle: Arc<ClientHandle>) -> ClientState {
+        ClientState {
+            handle,
+            reply: ReplyMode::On,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.handle.id
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.addr
+    }
+
+    /// Back to a new connection's state (RESET).
+    pub fn reset(&mut self) {
+        self.reply = ReplyMode::On;
+        let mut details = self.handle.details();
+        details.name = None;
+        details.no_evict = false;
+    }
 }
 
 /// A local command's reply.
@@ -38,21 +73,22 @@ pub enum LocalReply {
     Later(Pin<Box<dyn Future<Output = Bytes> + Send>>),
 }
 
-const OK: &[u8] = b"+OK\r\n";
+pub(super) const OK: &[u8] = b"+OK\r\n";
+pub(super) const SYNTAX: &str = "ERR syntax error";
 
-fn error(text: &str) -> LocalReply {
+pub(super) fn error(text: &str) -> LocalReply {
     let mut out = BytesMut::new();
     encode::error(&mut out, text);
     LocalReply::Now(out.freeze())
 }
 
-fn bulk(data: &[u8]) -> LocalReply {
+pub(super) fn bulk(data: &[u8]) -> LocalReply {
     let mut out = BytesMut::with_capacity(data.len() + 16);
     encode::bulk(&mut out, data);
     LocalReply::Now(out.freeze())
 }
 
-fn integer(n: i64) -> LocalReply {
+pub(super) fn integer(n: i64) -> LocalReply {
     let mut out = BytesMut::with_capacity(24);
     encode::integer(&mut out, n);
     LocalReply::Now(out.freeze())
@@ -95,11 +131,23 @@ pub fn answer(
             LocalReply::Now(emulation::replicas(&identity(proxy, client), arg(2)))
         }
         "cluster|links" => LocalReply::Now(Bytes::from_static(b"*0\r\n")),
-        "client|id" => integer(client.id as i64),
-        "client|getname" => match &client.name {
-            Some(name) => bulk(name),
+        "client|id" => integer(client.id() as i64),
+        "client|getname" => match client.handle.details().name.clone() {
+            Some(name) => bulk(&name),
             None => LocalReply::Now(Bytes::from_static(b"$-1\r\n")),
         },
+        "client|info" => bulk(format!("{}\n", client.handle.line(Instant::now())).as_bytes()),
+        "client|list" => client_commands::list(proxy, req),
+        "client|kill" => client_commands::kill(proxy, client, req),
+        "client|setinfo" => client_commands::setinfo(client, req),
+        "client|no-evict" => match client_commands::on_off(arg(2)) {
+            Some(on) => {
+                client.handle.details().no_evict = on;
+                LocalReply::Now(Bytes::from_static(OK))
+            }
+            None => error(SYNTAX),
+        },
+        "client|reply" => client_commands::reply(client, arg(2)),
         "client|setname" => match set_name(client, arg(2)) {
             Ok(()) => LocalReply::Now(Bytes::from_static(OK)),
             Err(e) => error(e),
@@ -119,7 +167,7 @@ pub fn answer(
 
 /// The emulated cluster, as this client should address it.
 fn identity(proxy: &Proxy, client: &ClientState) -> Identity {
-    Identity::new(&proxy.config.advertise, client.local_addr)
+    Identity::new(&proxy.config.advertise, client.handle.local_addr)
 }
 
 /// The proxy has no password: it behaves like a server whose default user
@@ -135,11 +183,11 @@ fn auth(args: &[&[u8]]) -> LocalReply {
     }
 }
 
-fn set_name(client: &mut ClientState, name: &[u8]) -> Result<(), &'static str> {
+pub(super) fn set_name(client: &mut ClientState, name: &[u8]) -> Result<(), &'static str> {
     if name.iter().any(|&c| c <= b' ' || c > b'~') {
         return Err("ERR Client names cannot contain spaces, newlines or special characters.");
     }
-    client.name = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
+    client.handle.details().name = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
     Ok(())
 }
 
@@ -193,7 +241,7 @@ fn hello(client: &mut ClientState, req: &Request) -> LocalReply {
     encode::bulk(&mut out, b"proto");
     encode::integer(&mut out, 2);
     encode::bulk(&mut out, b"id");
-    encode::integer(&mut out, client.id as i64);
+    encode::integer(&mut out, client.id() as i64);
     for (key, value) in [("mode", "standalone"), ("role", "master")] {
         encode::bulk(&mut out, key.as_bytes());
         encode::bulk(&mut out, value.as_bytes());

@@ -6,6 +6,8 @@
 //! backend link ([`backend`]), and one task per client ([`session`]).
 
 pub mod backend;
+pub mod client_commands;
+pub mod clients;
 pub mod dedicated;
 pub mod dispatch;
 pub mod emulation;
@@ -21,6 +23,7 @@ pub mod scripts;
 pub mod session;
 pub mod topology;
 pub mod transaction;
+pub mod wait;
 pub mod workers;
 
 use std::future::Future;
@@ -34,6 +37,7 @@ use tokio::net::TcpListener;
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 
+use clients::{ClientHandle, Registry};
 use local::ClientState;
 use refresh::ClusterView;
 use scripts::ScriptCache;
@@ -62,6 +66,8 @@ pub struct Proxy {
     pub workers: Arc<Workers>,
     /// Script bodies SCRIPT LOAD passed, to heal a NOSCRIPT.
     pub scripts: ScriptCache,
+    /// Every connected client (CLIENT LIST, CLIENT KILL).
+    pub clients: Arc<Registry>,
     next_client_id: AtomicU64,
 }
 
@@ -149,6 +155,7 @@ pub fn start(
         metrics,
         workers,
         scripts: ScriptCache::default(),
+        clients: Arc::default(),
         next_client_id: AtomicU64::new(1),
     })
 }
@@ -190,12 +197,12 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
                 continue;
             }
         };
-        let client = ClientState {
-            id: proxy.next_client_id.fetch_add(1, Ordering::Relaxed),
+        let registration = proxy.clients.register(ClientHandle::new(
+            proxy.next_client_id.fetch_add(1, Ordering::Relaxed),
             addr,
             local_addr,
-            name: None,
-        };
+            i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream)),
+        ));
         // The session moves to a worker thread: deregister the socket here,
         // register it with the worker's runtime there.
         let stream = match stream.into_std() {
@@ -211,9 +218,19 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
         proxy.workers.spawn_next(async move {
             let proxy = session_proxy;
             match tokio::net::TcpStream::from_std(stream) {
-                Ok(stream) => session::serve(proxy.clone(), stream, client).await,
+                Ok(stream) => {
+                    let handle = registration.handle.clone();
+                    let client = ClientState::new(handle.clone());
+                    // CLIENT KILL: the session is dropped wherever it is,
+                    // which closes the client and its backend connections.
+                    tokio::select! {
+                        () = session::serve(proxy.clone(), stream, client) => {}
+                        () = handle.killed() => {}
+                    }
+                }
                 Err(err) => tracing::warn!(%err, "cannot register a client with its worker"),
             }
+            drop(registration);
             drop(guard);
             proxy
                 .stats

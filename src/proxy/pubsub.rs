@@ -38,6 +38,7 @@ use crate::resp::{Frame, Request, RequestDecoder, encode};
 
 use super::Proxy;
 use super::backend::BackendError;
+use super::clients::{ClientHandle, Subscriptions};
 use super::dedicated::DedicatedReader;
 use super::dispatch::with_host;
 use super::refresh::RefreshReason;
@@ -76,11 +77,17 @@ pub struct ClientIo<'a> {
 
 /// Serves a client in subscribed mode, starting with `first` (a
 /// (un)subscribe command), until it holds no subscription or leaves.
-pub async fn serve(proxy: &Arc<Proxy>, client_id: u64, io: ClientIo<'_>, first: Request) -> Exit {
+pub async fn serve(
+    proxy: &Arc<Proxy>,
+    client: &ClientHandle,
+    io: ClientIo<'_>,
+    first: Request,
+) -> Exit {
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let mut sub = Subscriber {
         proxy,
-        client_id,
+        client_id: client.id,
+        client,
         channels: Ordered::default(),
         patterns: Ordered::default(),
         shard: Ordered::default(),
@@ -100,6 +107,8 @@ pub async fn serve(proxy: &Arc<Proxy>, client_id: u64, io: ClientIo<'_>, first: 
 struct Subscriber<'p> {
     proxy: &'p Arc<Proxy>,
     client_id: u64,
+    /// Where CLIENT LIST reads the subscription counts.
+    client: &'p ClientHandle,
     channels: Ordered<()>,
     patterns: Ordered<()>,
     /// Shard channels, each with its slot and the link it is subscribed on
@@ -233,6 +242,21 @@ impl Subscriber<'_> {
         self.count() + self.shard.len()
     }
 
+    /// Shows the subscription counts (and the command that set them) in
+    /// CLIENT LIST.
+    fn publish_counts(&self, command: &[u8]) {
+        let mut details = self.client.details();
+        details.subscriptions = Subscriptions {
+            channels: self.channels.len(),
+            patterns: self.patterns.len(),
+            shard: self.shard.len(),
+        };
+        if let Some(kind) = Kind::from_name(command) {
+            details.last_command = kind.name();
+        }
+        details.last_active = std::time::Instant::now();
+    }
+
     async fn run(
         &mut self,
         io: ClientIo<'_>,
@@ -265,7 +289,9 @@ impl Subscriber<'_> {
                         }
                     },
                 };
-                if let Some(exit) = self.command(&req, output).await {
+                let exit = self.command(&req, output).await;
+                self.publish_counts(req.name());
+                if let Some(exit) = exit {
                     return exit;
                 }
                 self.flush_pending(output);

@@ -74,12 +74,13 @@ pub enum Handling {
     AllNodes,
     /// Answered by the proxy itself.
     Local,
+    /// WAIT: the replicas that acknowledged this client's writes, read from
+    /// the masters it wrote to ([`super::wait`]).
+    Wait,
     /// Not served through the proxy (yet), with the reason given to clients.
     Unsupported(&'static str),
 }
 
-const WAIT: &str = "counts the replicas that acknowledged this connection's writes, which the \
-     proxy sends on connections shared with other clients; it is not served";
 const SCRIPT_DEBUG: &str =
     "debugs a script interactively on one node; send it to the node directly";
 const NODE_ADMIN: &str = "administers a single node; send it to the node directly";
@@ -107,7 +108,10 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             group: 1,
         },
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
-        | "readwrite" | "client|setname" | "client|getname" | "client|id" => Local,
+        | "readwrite" | "client|setname" | "client|getname" | "client|id" | "client|info"
+        | "client|list" | "client|kill" | "client|setinfo" | "client|no-evict" | "client|reply" => {
+            Local
+        }
         // The proxy presents itself as a cluster of its own (emulation.rs).
         "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
         | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"
@@ -144,7 +148,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
             AnyMaster
         }
         "script|debug" => Unsupported(SCRIPT_DEBUG),
-        "wait" => Unsupported(WAIT),
+        "wait" => Wait,
         "migrate" | "monitor" | "sync" | "psync" | "replconf" | "debug" | "shutdown"
         | "failover" | "replicaof" | "slaveof" => Unsupported(NODE_ADMIN),
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
@@ -189,7 +193,7 @@ fn learned_handling(spec: &CommandSpec) -> Handling {
 pub fn support_matrix() -> String {
     use std::collections::BTreeMap;
     let mut groups: BTreeMap<(usize, String), Vec<String>> = BTreeMap::new();
-    for spec in command::all_commands() {
+    for spec in command::all_commands().chain(PROXY_COMMANDS.iter()) {
         // A container (CONFIG, CLUSTER...) is described by its subcommands.
         if spec.is_container() {
             continue;
@@ -231,6 +235,10 @@ pub fn support_matrix() -> String {
             ),
             Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
             Handling::Local => (2, "Answered by the proxy".to_string()),
+            Handling::Wait => (
+                2,
+                "Runs alone: counts, on every master this client wrote to, the replicas that acknowledged the master's offset after those writes; the smallest count".to_string(),
+            ),
             Handling::AnyMaster => (3, "Keyless, answered by one master".to_string()),
             Handling::AllMasters(Fanout::Sum) => {
                 (4, "Sent to every master, replies summed".to_string())
@@ -321,6 +329,8 @@ pub enum Route {
     },
     /// SCRIPT/FUNCTION administration, to every master.
     ScriptAdmin,
+    /// WAIT, after every earlier reply.
+    Wait,
     /// Answered at once with this error (without the leading `-`).
     Error(String),
 }
@@ -344,9 +354,42 @@ pub fn route_with<L: std::ops::Deref<Target = Learned>>(
         Err(err) => match learned_lookup(req, &err, &learned()) {
             Some(Ok(spec)) => (Some(spec), route_known(spec, req)),
             Some(Err(arity)) => (None, Route::Error(arity.to_string())),
-            None => (None, Route::Error(err.to_string())),
+            None => match own_lookup(req) {
+                Some(spec) if spec.arity_ok(req.len()) => (Some(spec), route_known(spec, req)),
+                Some(spec) => (
+                    None,
+                    Route::Error(CommandError::WrongArity(spec.name.to_string()).to_string()),
+                ),
+                None => (None, Route::Error(err.to_string())),
+            },
         },
     }
+}
+
+/// Commands newer than the table's Redis that the proxy answers itself
+/// whatever its backends run: client libraries send CLIENT SETINFO on
+/// connect.
+static PROXY_COMMANDS: [CommandSpec; 1] = [CommandSpec {
+    name: "client|setinfo",
+    arity: 4,
+    flags: flags::NOSCRIPT | flags::LOADING | flags::STALE,
+    first_key: 0,
+    last_key: 0,
+    step: 0,
+    tips: &[],
+    key_specs: &[],
+    subcommands: &[],
+}];
+
+/// The proxy's own entry for a request neither the table nor the cluster
+/// knows.
+fn own_lookup(req: &Request) -> Option<&'static CommandSpec> {
+    let name = format!(
+        "{}|{}",
+        String::from_utf8_lossy(req.name()).to_lowercase(),
+        String::from_utf8_lossy(req.arg(1).unwrap_or_default()).to_lowercase()
+    );
+    PROXY_COMMANDS.iter().find(|spec| spec.name == name)
 }
 
 /// The learned entry for a request the table does not know: an unknown
@@ -388,6 +431,7 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
     let readonly = spec.has_flag(flags::READONLY) && !spec.has_flag(flags::WRITE);
     match handling(spec) {
         Handling::Local => Route::Local,
+        Handling::Wait => Route::Wait,
         Handling::AnyMaster => Route::AnyMaster { readonly },
         Handling::AllMasters(how) => Route::AllMasters { how, readonly },
         Handling::Scan => Route::Scan,

@@ -35,13 +35,14 @@ use super::backend::ReplyResult;
 use super::dispatch::{
     Target, dropped_reply, execute, execute_after, execute_dedicated, is_final, send_to_slot,
 };
-use super::local::{self, ClientState, LocalReply};
+use super::local::{self, ClientState, LocalReply, ReplyMode};
 use super::multikey::execute_split;
 use super::pubsub::{self, Exit};
 use super::pubsub_introspect;
 use super::router::{Handling, Route, handling, route_with};
 use super::scripts;
 use super::transaction::{Transaction, TxStep};
+use super::wait::{self, Written};
 use super::{fanout, scan};
 
 /// How long a session keeps command metrics to itself before flushing them.
@@ -80,10 +81,16 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut closing = false;
     // Session state: transactions.
     let mut tx = Transaction::default();
+    // Where this client's writes went (WAIT).
+    let mut written = Written::default();
     // A request that must run alone, waiting for the replies before it.
     let mut held: Option<Request> = None;
     // A (un)subscribe that turns the session into a subscriber.
     let mut subscribe: Option<Request> = None;
+    // CLIENT LIST shows the `b` flag while a blocking command is owed.
+    let mut blocked_noted = false;
+    // The last request dispatched in this turn, and whether it blocks.
+    let mut last_dispatched: Option<(&'static str, bool)> = None;
     loop {
         // Dispatch every complete request in the buffer, up to the limit;
         // nothing while a request that runs alone is in flight.
@@ -106,15 +113,19 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                     let mut session = Session {
                         client: &mut client,
                         tx: &mut tx,
+                        written: &mut written,
                         closing: &mut closing,
                     };
-                    let entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
+                    let silent = silenced(session.client, spec, &req);
+                    let mut entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
+                    entry.silent = silent;
+                    last_dispatched = Some((entry.name, entry.blocking));
                     owed.push(entry);
                 }
                 Ok(None) => break,
                 Err(err) => {
                     proxy.metrics.protocol_errors_total.inc();
-                    tracing::debug!(client = %client.addr, %err, "protocol error; closing");
+                    tracing::debug!(client = %client.addr(), %err, "protocol error; closing");
                     owed.push(Entry::ready(
                         "unknown",
                         arrived,
@@ -124,6 +135,11 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 }
             }
         }
+        // CLIENT LIST's view, once per batch of requests (one lock).
+        if let Some((name, blocking)) = last_dispatched.take() {
+            note_command(&client, &tx, name, arrived, blocking);
+            blocked_noted |= blocking;
+        }
         if let Some(first) = subscribe.take() {
             let io = pubsub::ClientIo {
                 reader: &mut reader,
@@ -132,11 +148,13 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 output: &mut output,
                 decoder: &mut decoder,
             };
-            match pubsub::serve(&proxy, client.id, io, first).await {
+            let exit = pubsub::serve(&proxy, &client.handle, io, first).await;
+            client.handle.details().subscriptions = Default::default();
+            match exit {
                 Exit::Resume => {}
                 Exit::Reset => {
                     tx.reset();
-                    client.name = None;
+                    client.reset();
                 }
                 Exit::Close => closing = true,
                 Exit::Abort => break,
@@ -163,12 +181,16 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                         Poll::Pending => None,
                     };
                 }
+                if blocked_noted && !owed.is_blocked() {
+                    client.handle.details().blocked = false;
+                    blocked_noted = false;
+                }
                 if recorder.pending() > 0 && !flush_armed {
                     flush_timer.as_mut().reset((now + METRICS_FLUSH_DELAY).into());
                     flush_armed = true;
                 }
                 if output.len() > output_limit {
-                    tracing::warn!(client = %client.addr, bytes = output.len(), "client output limit reached; closing");
+                    tracing::warn!(client = %client.addr(), bytes = output.len(), "client output limit reached; closing");
                     break;
                 }
             }
@@ -200,6 +222,37 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let _ = writer.shutdown().await;
 }
 
+/// True when CLIENT REPLY says this request's reply is dropped; consumes
+/// a SKIP. CLIENT REPLY ON answers even when replies were off, as in Redis.
+fn silenced(client: &mut ClientState, spec: Option<&CommandSpec>, req: &Request) -> bool {
+    let silent = match client.reply {
+        ReplyMode::On => false,
+        ReplyMode::Off => true,
+        ReplyMode::Skip => {
+            client.reply = ReplyMode::On;
+            true
+        }
+    };
+    let reply_on = spec.is_some_and(|s| s.name == "client|reply")
+        && req.arg(2).is_some_and(|m| m.eq_ignore_ascii_case(b"on"));
+    silent && !reply_on
+}
+
+/// Records a dispatched command in the client's description (CLIENT LIST).
+fn note_command(
+    client: &ClientState,
+    tx: &Transaction,
+    name: &'static str,
+    arrived: Instant,
+    blocking: bool,
+) {
+    let mut details = client.handle.details();
+    details.last_command = name;
+    details.last_active = arrived;
+    details.multi = tx.queued().map_or(-1, |n| n as i64);
+    details.blocked = blocking;
+}
+
 /// Input read ahead while a request that runs alone (a blocking command,
 /// EXEC) is in flight.
 const HELD_INPUT_LIMIT: usize = 64 * 1024;
@@ -210,7 +263,7 @@ fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bo
     match route {
         Route::Blocking { .. } => !tx.in_multi(),
         Route::Session { .. } => tx.is_barrier(spec),
-        Route::Subscribe => !tx.in_multi(),
+        Route::Subscribe | Route::Wait => !tx.in_multi(),
         _ => false,
     }
 }
@@ -219,6 +272,7 @@ fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bo
 struct Session<'a> {
     client: &'a mut ClientState,
     tx: &'a mut Transaction,
+    written: &'a mut Written,
     /// Set when no more requests will be read.
     closing: &'a mut bool,
 }
@@ -245,6 +299,8 @@ struct Entry {
     /// A blocking command: cancelled (its task aborted, which closes its
     /// connection) when the client leaves.
     blocking: bool,
+    /// CLIENT REPLY OFF or SKIP: the reply is dropped.
+    silent: bool,
 }
 
 enum Owed {
@@ -268,6 +324,7 @@ impl Entry {
             owed: Owed::Ready(reply),
             barrier: false,
             blocking: false,
+            silent: false,
         }
     }
 
@@ -282,6 +339,7 @@ impl Entry {
             owed: Owed::Task(tokio::spawn(fut)),
             barrier: false,
             blocking: false,
+            silent: false,
         }
     }
 
@@ -385,6 +443,7 @@ impl OwedQueue {
                 },
             };
             let (name, arrived) = (entry.name, entry.arrived);
+            let reply = if entry.silent { Bytes::new() } else { reply };
             self.entries.pop_front();
             return Poll::Ready((reply, name, arrived));
         }
@@ -405,6 +464,7 @@ fn dispatch(
     let is_session = matches!(route, Route::Session { .. })
         || (matches!(route, Route::Error(_))
             && spec.is_some_and(|s| handling(s) == Handling::Session));
+    session.written.note(spec, &route);
     if session.tx.in_multi() || is_session {
         match session.tx.handle(proxy, spec, &route, &req) {
             TxStep::Pass => {}
@@ -427,6 +487,7 @@ fn dispatch(
                     },
                     barrier: false,
                     blocking: false,
+                    silent: false,
                 },
                 None => {
                     let proxy = proxy.clone();
@@ -524,6 +585,12 @@ fn dispatch(
                 scripts::admin(&proxy, name, &req).await
             })
         }
+        Route::Wait => {
+            let wait = wait::wait((**proxy).clone(), session.written.clone(), req);
+            let mut entry = Entry::barrier(name, arrived, wait);
+            entry.blocking = true;
+            entry
+        }
         // Served by the subscriber loop (the session never dispatches it).
         Route::Subscribe => Entry::ready(
             name,
@@ -533,7 +600,7 @@ fn dispatch(
         Route::Session { .. } => {
             // RESET: out of every mode, back to a new connection's state.
             session.tx.reset();
-            session.client.name = None;
+            session.client.reset();
             Entry::ready(name, arrived, Bytes::from_static(b"+RESET\r\n"))
         }
     }

@@ -102,6 +102,11 @@ impl Transaction {
         self.multi.is_some()
     }
 
+    /// The number of commands queued while a MULTI is open.
+    pub fn queued(&self) -> Option<usize> {
+        self.multi.as_ref().map(|m| m.count)
+    }
+
     /// True when EXEC (or WATCH) must run alone.
     pub fn is_barrier(&self, spec: Option<&CommandSpec>) -> bool {
         matches!(spec.map(|s| s.name), Some("exec" | "watch"))
