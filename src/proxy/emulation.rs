@@ -173,7 +173,7 @@ pub fn info(complete: bool) -> Bytes {
     out.freeze()
 }
 
-/// CLUSTER REPLICAS/SLAVES <id>: the masters have none; any other id is
+/// `CLUSTER REPLICAS/SLAVES <id>`: the masters have none; any other id is
 /// unknown, in Redis's words.
 pub fn replicas(me: &Identity, id: &[u8]) -> Bytes {
     if me.ids.iter().any(|m| m.as_bytes() == id) {
