@@ -114,7 +114,7 @@ impl KillFilter<'_> {
     }
 }
 
-/// CLIENT KILL addr:port, or CLIENT KILL <filter value> ...: kills the
+/// `CLIENT KILL addr:port`, or `CLIENT KILL <filter value> ...`: kills the
 /// matching clients on every worker thread. The caller, when it is one of
 /// them, gets its reply first, then its connection closes.
 pub fn kill(proxy: &Arc<Proxy>, client: &ClientState, req: &Request) -> LocalReply {
