@@ -332,10 +332,9 @@ impl Feed {
             return;
         }
         match rule(spec.name, req) {
-            Rule::Verbatim => {
-                let argv: Vec<&[u8]> = req.args().collect();
-                self.push(&argv);
-            }
+            // A request's raw bytes are already its multibulk encoding
+            // (inline requests are stored re-encoded): no copy to build.
+            Rule::Verbatim => self.push_encoded(req.raw()),
             Rule::State => self.key_state(db, req, false),
             Rule::Ttl => self.key_state(db, req, true),
         }

@@ -22,7 +22,6 @@
 //! The reply is the smallest count over those masters: every replica
 //! counted holds every write of this client to its master.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,11 +35,14 @@ use super::Proxy;
 use super::backend::Node;
 use super::dispatch::{Target, execute, execute_dedicated};
 use super::router::Route;
+use crate::node::cluster::slots::SlotBitmap;
 
 /// Where a session's writes went: what its WAIT waits for.
 #[derive(Debug, Default, Clone)]
 pub struct Written {
-    slots: BTreeSet<u16>,
+    /// A bitmap (2 KB, made at the first write): recording a write costs
+    /// one bit, and a session that writes everywhere stays bounded.
+    slots: Option<SlotBitmap>,
     /// A write to several or unknown masters (a split MSET, FLUSHALL, a
     /// transaction): WAIT waits on every master.
     everywhere: bool,
@@ -66,7 +68,7 @@ impl Written {
                 slot: Some(slot),
                 readonly: false,
             } => {
-                self.slots.insert(*slot);
+                self.slots.get_or_insert_with(SlotBitmap::new).insert(*slot);
             }
             Route::Split {
                 readonly: false, ..
@@ -84,7 +86,7 @@ impl Written {
     }
 
     fn any(&self) -> bool {
-        self.everywhere || !self.slots.is_empty()
+        self.everywhere || self.slots.as_ref().is_some_and(|s| !s.is_empty())
     }
 }
 
@@ -108,8 +110,8 @@ pub async fn wait(proxy: Arc<Proxy>, written: Written, req: Request) -> Bytes {
         snapshot.masters().to_vec()
     } else {
         let mut masters: Vec<Arc<Node>> = Vec::new();
-        for slot in &written.slots {
-            if let Some(node) = snapshot.master(*slot) {
+        for slot in written.slots.iter().flat_map(SlotBitmap::iter) {
+            if let Some(node) = snapshot.master(slot) {
                 if !masters.iter().any(|m| m.addr() == node.addr()) {
                     masters.push(node.clone());
                 }

@@ -22,23 +22,6 @@ pub struct AofDir {
     _lock: File,
 }
 
-/// Takes an exclusive `flock` on `file` without waiting: false if another
-/// process holds it. The lock goes with the process, even on SIGKILL.
-#[cfg(unix)]
-fn try_lock(file: &File) -> io::Result<bool> {
-    use rustix::fs::{FlockOperation, flock};
-    match flock(file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(true),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(not(unix))]
-fn try_lock(_file: &File) -> io::Result<bool> {
-    Ok(true)
-}
-
 /// Makes a rename or a new file in `dir` durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -77,7 +60,7 @@ impl AofDir {
             .truncate(false)
             .write(true)
             .open(path.join(format!("{filename}.lock")))?;
-        if !try_lock(&lock)? {
+        if !crate::node::cluster::nodes_conf::try_lock(&lock)? {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(

@@ -406,8 +406,9 @@ pub enum ConfError {
 
 /// Takes an exclusive `flock` on `file` without waiting: false if another
 /// process holds it. The lock goes with the process, even on SIGKILL.
+/// (The append-only file's directory is locked the same way.)
 #[cfg(unix)]
-fn try_lock(file: &File) -> io::Result<bool> {
+pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
     use rustix::fs::{FlockOperation, flock};
     match flock(file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(true),
@@ -418,7 +419,7 @@ fn try_lock(file: &File) -> io::Result<bool> {
 
 /// Without `flock`, nothing keeps two nodes off one file.
 #[cfg(not(unix))]
-fn try_lock(_file: &File) -> io::Result<bool> {
+pub(crate) fn try_lock(_file: &File) -> io::Result<bool> {
     Ok(true)
 }
 
