@@ -146,7 +146,7 @@ fn sub_id(_proxy: &Proxy, a: &mut TestClient, ida: i64, idb: i64) -> i64 {
 }
 
 fn client_kill(backend: Backend) {
-    let Some((_cluster, proxy)) = setup(backend) else {
+    let Some((cluster, proxy)) = setup(backend) else {
         return;
     };
     let mut admin = proxy.client();
@@ -194,6 +194,16 @@ fn client_kill(backend: Backend) {
             .expect_error(),
         "ERR No such client"
     );
+    // The node hears of the closed connection a moment later: once it no
+    // longer counts a blocked client, a push must stay in the list.
+    let master = cluster
+        .master_for_slot(slotway::cluster::key_slot(b"{k}list"))
+        .unwrap();
+    let mut node = cluster.client(master);
+    eventually(Duration::from_secs(5), Duration::from_millis(20), || {
+        let info = node.cmd(&["INFO", "clients"]).expect_str().to_string();
+        info_field(&info, "blocked_clients") == Some("0")
+    });
     admin.cmd(&["RPUSH", "{k}list", "x"]).expect_int();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(admin.cmd(&["LLEN", "{k}list"]).expect_int(), 1);
