@@ -35,7 +35,7 @@ use super::Proxy;
 use super::backend::Node;
 use super::dispatch::{Target, execute, execute_dedicated};
 use super::router::Route;
-use crate::node::cluster::slots::SlotBitmap;
+use crate::cluster::SlotBitmap;
 
 /// Where a session's writes went: what its WAIT waits for.
 #[derive(Debug, Default, Clone)]

@@ -30,8 +30,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::node::cluster::SlotBitmap;
-use crate::node::cluster::slots::BITMAP_BYTES;
+use crate::cluster::slot_bitmap::{BITMAP_BYTES, SlotBitmap};
 
 const MAGIC: &[u8; 4] = b"SWCB";
 const VERSION: u8 = 1;

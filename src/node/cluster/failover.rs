@@ -38,7 +38,8 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::gossip::{self, count_sent};
-use super::{ClusterState, NodeId, SlotBitmap};
+use super::{ClusterState, NodeId};
+use crate::cluster::SlotBitmap;
 use crate::node::bus::proto::{Body, Header, Kind, Message, mflags};
 
 /// `cluster-replica-validity-factor`'s default, as Redis's.

@@ -26,7 +26,8 @@ use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 
-use super::{ClusterNode, ClusterState, FailReport, NodeId, Role, SlotBitmap, failover};
+use super::{ClusterNode, ClusterState, FailReport, NodeId, Role, failover};
+use crate::cluster::SlotBitmap;
 use crate::node::bus::proto::{
     Body, Gossip, Header, Kind, Message, flags as f, is_node_id, mflags,
 };

@@ -16,7 +16,6 @@ pub mod failover;
 pub mod gossip;
 pub mod nodes_conf;
 pub mod replica_migration;
-pub mod slots;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,10 +25,9 @@ use tokio::sync::{Notify, watch};
 use super::client::ClientState;
 use super::cmd::CmdError;
 use super::db::{Keyspace, Map, unix_ms};
-use crate::cluster::{SLOT_COUNT, key_slot};
+use crate::cluster::{SLOT_COUNT, SlotBitmap, key_slot};
 use crate::command::{CommandSpec, flags};
 use crate::resp::Request;
-pub use slots::SlotBitmap;
 
 /// A node id: 40 lowercase hex characters.
 pub type NodeId = Arc<str>;
