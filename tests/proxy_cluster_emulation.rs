@@ -12,7 +12,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 
 use common::*;
-use slotway::cluster::nodes;
+use slotway::cluster::{key_slot, nodes};
 
 fn setup(backend: Backend) -> Option<(RedisCluster, Proxy)> {
     require_redis()?;
@@ -109,6 +109,74 @@ fn cluster_commands_describe_masters_at_the_proxy_owning_every_slot(backend: Bac
     // stays usable.
     let refused = c.cmd(&["CLUSTER", "SETSLOT", "1", "STABLE"]);
     assert!(refused.expect_error().starts_with("ERR 'CLUSTER SETSLOT'"));
+    assert_eq!(c.cmd(&["PING"]), Reply::Simple("PONG".into()));
+}
+
+/// CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT name a slot, not a key: the
+/// proxy asks the master owning it, and refuses a bad slot as Redis does.
+fn slot_key_counts_come_from_the_slots_master(backend: Backend) {
+    let Some((cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let mut c = proxy.client();
+    // One tag per master's range, so every master answers for one slot.
+    for tag in ["a", "b", "c"] {
+        let slot = key_slot(tag.as_bytes());
+        let keys: Vec<String> = (0..3).map(|i| format!("{{{tag}}}:{i}")).collect();
+        for k in &keys {
+            c.cmd(&["SET", k, "v"]).expect_ok();
+        }
+        let slot_text = slot.to_string();
+        assert_eq!(
+            c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot_text]),
+            Reply::Int(3),
+            "slot {slot}"
+        );
+        let got = c.cmd(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "10"]);
+        let mut got: Vec<String> = got
+            .expect_array()
+            .iter()
+            .map(|k| k.expect_str().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, keys);
+        let two = c.cmd(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "2"]);
+        assert_eq!(two.expect_array().len(), 2);
+    }
+    let owners: std::collections::HashSet<_> = ["a", "b", "c"]
+        .iter()
+        .map(|t| cluster.master_for_slot(key_slot(t.as_bytes())))
+        .collect();
+    assert_eq!(owners.len(), 3, "the tags should span the masters");
+    // An empty slot counts 0.
+    let empty = key_slot(b"nothing-here").to_string();
+    assert_eq!(
+        c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &empty]),
+        Reply::Int(0)
+    );
+
+    // Bad slots and counts: the errors a Redis node gives.
+    let master = cluster.master_for_slot(0).unwrap();
+    let mut direct = cluster.client(master);
+    for args in [
+        &["CLUSTER", "COUNTKEYSINSLOT", "16384"][..],
+        &["CLUSTER", "COUNTKEYSINSLOT", "-1"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "x"],
+        &["CLUSTER", "GETKEYSINSLOT", "16384", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "-1", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "x", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "0", "x"],
+        &["CLUSTER", "GETKEYSINSLOT", "0", "-1"],
+        &["CLUSTER", "COUNTKEYSINSLOT"],
+    ] {
+        let expected = direct.cmd(args);
+        assert!(expected.is_error(), "{args:?}: {expected:?}");
+        assert_eq!(c.cmd(args), expected, "{args:?}");
+    }
+    assert_eq!(
+        c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]),
+        Reply::Error("ERR Invalid slot".into())
+    );
     assert_eq!(c.cmd(&["PING"]), Reply::Simple("PONG".into()));
 }
 
@@ -210,5 +278,6 @@ fn the_advertised_address_is_what_cluster_clients_are_told(backend: Backend) {
 on_both_backends!(
     cluster_commands_describe_masters_at_the_proxy_owning_every_slot,
     cluster_clients_work_through_the_proxy,
+    slot_key_counts_come_from_the_slots_master,
     the_advertised_address_is_what_cluster_clients_are_told,
 );

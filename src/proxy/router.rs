@@ -4,10 +4,11 @@
 //! How each command is handled is data ([`handling`]): a short list of
 //! exceptions, and a default derived from the table's flags and key specs.
 
-use crate::cluster::key_slot;
 use crate::cluster::redirect::CROSSSLOT;
+use crate::cluster::{SLOT_COUNT, key_slot};
 use crate::command::{self, BeginSearch, CommandError, CommandSpec, FindKeys, Learned, flags};
 use crate::resp::Request;
+use crate::resp::request::parse_int;
 
 /// How a split command's partial replies are merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub enum Handling {
     /// SCRIPT LOAD/FLUSH/EXISTS/KILL, FUNCTION LOAD/DELETE/FLUSH/RESTORE/KILL:
     /// sent to every master, merged.
     ScriptAdmin,
+    /// CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT: to the master of the
+    /// slot given as first argument (a slot number, not a key).
+    BySlotArgument,
     /// Split per slot, sent concurrently, merged. `group` is the number of
     /// arguments that travel with each key (2 for MSET's key/value pairs).
     Split { merge: Merge, group: usize },
@@ -116,6 +120,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
         | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"
         | "cluster|links" => Local,
+        "cluster|countkeysinslot" | "cluster|getkeysinslot" => BySlotArgument,
         "dbsize" => AllMasters(Fanout::Sum),
         "flushall" | "flushdb" => AllMasters(Fanout::AllOk),
         "keys" => AllMasters(Fanout::Keys),
@@ -232,6 +237,10 @@ pub fn support_matrix() -> String {
                 2,
                 "Session state: transactions queued by the proxy and run on a dedicated connection to the master of their slot"
                     .to_string(),
+            ),
+            Handling::BySlotArgument => (
+                0,
+                "Forwarded to the master of the slot given as argument".to_string(),
             ),
             Handling::Split { .. } => (1, "Split per slot, sent concurrently, merged".to_string()),
             Handling::Local => (2, "Answered by the proxy".to_string()),
@@ -493,6 +502,30 @@ fn route_known(spec: &'static CommandSpec, req: &Request) -> Route {
             blocking(by_key(spec, req, readonly))
         }
         Handling::ByKey | Handling::ByKeyUnlessBlock => by_key(spec, req, readonly),
+        Handling::BySlotArgument => by_slot_argument(spec, req),
+    }
+}
+
+/// The master of the slot CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT names. A
+/// bad slot has no master to answer it, so its error (Redis's, in Redis's
+/// order: both numbers parsed, then the ranges checked) is given here; a
+/// bad count with a good slot is left to the master. Both only read.
+fn by_slot_argument(spec: &CommandSpec, req: &Request) -> Route {
+    const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    let with_count = spec.name == "cluster|getkeysinslot";
+    let Some(slot) = req.arg(2).and_then(parse_int) else {
+        return Route::Error(NOT_INTEGER.to_string());
+    };
+    if with_count && req.arg(3).and_then(parse_int).is_none() {
+        return Route::Error(NOT_INTEGER.to_string());
+    }
+    match u16::try_from(slot) {
+        Ok(slot) if usize::from(slot) < SLOT_COUNT => Route::Slot {
+            slot,
+            readonly: true,
+        },
+        _ if with_count => Route::Error("ERR Invalid slot or number of keys".to_string()),
+        _ => Route::Error("ERR Invalid slot".to_string()),
     }
 }
 
@@ -732,6 +765,43 @@ mod tests {
                 other => panic!("{args:?} routed to {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn slot_argument_commands_go_to_that_slot_or_get_redis_errors() {
+        let read = |slot| Route::Slot {
+            slot,
+            readonly: true,
+        };
+        let err = |text: &str| Route::Error(text.to_string());
+        assert_eq!(r(&["CLUSTER", "COUNTKEYSINSLOT", "7"]), read(7));
+        assert_eq!(r(&["cluster", "getkeysinslot", "16383", "10"]), read(16383));
+        // A bad count with a good slot is the master's to refuse.
+        assert_eq!(r(&["CLUSTER", "GETKEYSINSLOT", "0", "-1"]), read(0));
+        let not_integer = "ERR value is not an integer or out of range";
+        assert_eq!(r(&["CLUSTER", "COUNTKEYSINSLOT", "x"]), err(not_integer));
+        assert_eq!(r(&["CLUSTER", "COUNTKEYSINSLOT", "+1"]), err(not_integer));
+        assert_eq!(
+            r(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]),
+            err("ERR Invalid slot")
+        );
+        assert_eq!(
+            r(&["CLUSTER", "COUNTKEYSINSLOT", "-1"]),
+            err("ERR Invalid slot")
+        );
+        assert_eq!(r(&["CLUSTER", "GETKEYSINSLOT", "x", "1"]), err(not_integer));
+        assert_eq!(
+            r(&["CLUSTER", "GETKEYSINSLOT", "99999", "x"]),
+            err(not_integer)
+        );
+        assert_eq!(
+            r(&["CLUSTER", "GETKEYSINSLOT", "16384", "1"]),
+            err("ERR Invalid slot or number of keys")
+        );
+        assert_eq!(
+            r(&["CLUSTER", "COUNTKEYSINSLOT"]),
+            err("ERR wrong number of arguments for 'cluster|countkeysinslot' command")
+        );
     }
 
     #[test]
