@@ -102,7 +102,15 @@ fn cluster_commands_describe_masters_at_the_proxy_owning_every_slot(backend: Bac
     assert!(c.cmd(&["CLUSTER", "REPLICAS", "nope"]).is_error());
     assert!(c.cmd(&["READONLY"]).is_ok());
     assert!(c.cmd(&["READWRITE"]).is_ok());
-    // Plain clients still see a plain server.
+    // Plain clients still see a plain server: a master without replicas.
+    assert_eq!(
+        c.cmd(&["ROLE"]),
+        Reply::Array(Some(vec![
+            Reply::bulk("master"),
+            Reply::Int(0),
+            Reply::Array(Some(vec![])),
+        ]))
+    );
     let info = c.cmd(&["INFO", "cluster"]);
     assert!(info.expect_str().contains("cluster_enabled:0"), "{info:?}");
     // What the emulation does not cover is refused, and the connection

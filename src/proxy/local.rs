@@ -1,7 +1,7 @@
 //! Commands the proxy answers itself, as one plain Redis server would:
 //! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT (the subcommands about
 //! the proxy's own clients are in [`super::client_commands`]),
-//! READONLY/READWRITE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
+//! READONLY/READWRITE, ROLE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
 //! present the proxy as a cluster of its own ([`super::emulation`]).
 
 use std::future::Future;
@@ -111,6 +111,9 @@ pub fn answer(
         "echo" => bulk(arg(1)),
         "quit" => LocalReply::Quit(Bytes::from_static(OK)),
         "readonly" | "readwrite" => LocalReply::Now(Bytes::from_static(OK)),
+        // One server: a master with no replicas (and no replication offset
+        // of its own to give).
+        "role" => LocalReply::Now(Bytes::from_static(b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n")),
         "select" => match std::str::from_utf8(arg(1))
             .ok()
             .and_then(|s| s.parse::<i64>().ok())

@@ -113,9 +113,8 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         },
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
         | "readwrite" | "client|setname" | "client|getname" | "client|id" | "client|info"
-        | "client|list" | "client|kill" | "client|setinfo" | "client|no-evict" | "client|reply" => {
-            Local
-        }
+        | "client|list" | "client|kill" | "client|setinfo" | "client|no-evict" | "client|reply"
+        | "role" => Local,
         // The proxy presents itself as a cluster of its own (emulation.rs).
         "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
         | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"
@@ -700,6 +699,7 @@ mod tests {
         assert_eq!(r(&["CLUSTER", "SLOTS"]), Route::Local);
         assert_eq!(r(&["OBJECT", "HELP"]), Route::AnyMaster { readonly: false });
         assert_eq!(r(&["PING"]), Route::Local);
+        assert_eq!(r(&["ROLE"]), Route::Local);
         assert_eq!(r(&["info", "keyspace"]), Route::Local);
         assert_eq!(r(&["CLUSTER", "KEYSLOT", "foo"]), Route::Local);
         assert_eq!(
