@@ -223,10 +223,11 @@ fn rs_pubsub(con: &mut redis::Connection, connect: &dyn Fn() -> redis::Connectio
     sub.subscribe("chan").unwrap();
     sub.psubscribe("pat.*").unwrap();
     sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    // PUBLISH counts the receivers on the master it reached, as in a Redis
-    // Cluster: the count is not checked, the delivery is.
-    let _: i64 = con.publish("chan", "hello").unwrap();
-    let _: i64 = con.publish("pat.x", "world").unwrap();
+    // PUBLISH counts every subscriber of the proxy, as one server does.
+    let n: i64 = con.publish("chan", "hello").unwrap();
+    assert_eq!(n, 1, "PUBLISH chan");
+    let n: i64 = con.publish("pat.x", "world").unwrap();
+    assert_eq!(n, 1, "PUBLISH pat.x");
     let mut got = Vec::new();
     for _ in 0..2 {
         let msg = sub.get_message().unwrap();

@@ -157,6 +157,66 @@ fn subscribers_see_what_redis_sends(backend: Backend) {
     });
 }
 
+/// PUBLISH counts the proxy's subscribers as one server counts its own:
+/// every subscriber's channels and patterns are on the pub/sub home (the
+/// owner of slot 0), where PUBLISH goes too.
+fn publish_counts_every_subscriber_of_the_proxy(backend: Backend) {
+    let Some((cluster, proxy)) = cluster_with_proxy(backend, 0, ProxyOptions::default()) else {
+        return;
+    };
+    let mut publisher = proxy.client();
+    let mut subs: Vec<TestClient> = (0..3).map(|_| proxy.client()).collect();
+    for sub in &mut subs[..2] {
+        assert_eq!(
+            sub.cmd(&["SUBSCRIBE", "room"]),
+            confirm("subscribe", Some("room"), 1)
+        );
+    }
+    assert_eq!(
+        subs[2].cmd(&["PSUBSCRIBE", "r*"]),
+        confirm("psubscribe", Some("r*"), 1)
+    );
+    assert_eq!(publisher.cmd(&["PUBLISH", "room", "hi"]), Reply::Int(3));
+    assert_eq!(
+        subs[0].read_reply(),
+        push(&[bulk("message"), bulk("room"), bulk("hi")])
+    );
+    assert_eq!(
+        subs[1].read_reply(),
+        push(&[bulk("message"), bulk("room"), bulk("hi")])
+    );
+    assert_eq!(
+        subs[2].read_reply(),
+        push(&[bulk("pmessage"), bulk("r*"), bulk("room"), bulk("hi")])
+    );
+    assert_eq!(publisher.cmd(&["PUBLISH", "rest", "x"]), Reply::Int(1));
+    assert_eq!(
+        subs[2].read_reply(),
+        push(&[bulk("pmessage"), bulk("r*"), bulk("rest"), bulk("x")])
+    );
+    assert_eq!(publisher.cmd(&["PUBLISH", "nobody", "x"]), Reply::Int(0));
+
+    // They are all on the owner of slot 0.
+    let home = cluster.master_for_slot(0).unwrap();
+    let mut direct = cluster.client(home);
+    assert_eq!(
+        direct.cmd(&["PUBSUB", "NUMSUB", "room"]),
+        push(&[bulk("room"), Reply::Int(2)])
+    );
+    assert_eq!(direct.cmd(&["PUBSUB", "NUMPAT"]), Reply::Int(1));
+
+    // One leaves: one fewer counted.
+    assert_eq!(
+        subs[0].cmd(&["UNSUBSCRIBE", "room"]),
+        confirm("unsubscribe", Some("room"), 0)
+    );
+    assert_eq!(publisher.cmd(&["PUBLISH", "room", "bye"]), Reply::Int(2));
+    assert_eq!(
+        subs[1].read_reply(),
+        push(&[bulk("message"), bulk("room"), bulk("bye")])
+    );
+}
+
 /// Publishes `channel` through `publisher` until `sub` receives one of the
 /// messages; returns the first message seen and how long it took.
 fn publish_until_received(
@@ -208,6 +268,11 @@ fn a_subscriber_keeps_receiving_after_its_master_is_killed(backend: Backend) {
                 == push(&[bulk("news"), Reply::Int(1)])
         })
         .expect("a master holds the subscription");
+    assert_eq!(
+        cluster.master_for_slot(0),
+        Some(serving),
+        "the pub/sub home is slot 0's master"
+    );
     // A shard channel on the same master: it comes back on the replica
     // promoted in its place.
     let shard = (0..10_000)
@@ -258,6 +323,21 @@ fn a_subscriber_keeps_receiving_after_its_master_is_killed(backend: Backend) {
             *kind == bulk("message") || *kind == bulk("pmessage") || *kind == bulk("smessage")
         }),
         "{seen:?}"
+    );
+    // The subscriptions end up on the new pub/sub home (the replica
+    // promoted in slot 0's master's place), where PUBLISH counts them.
+    let rehomed = Instant::now();
+    eventually(Duration::from_secs(20), Duration::from_millis(50), || {
+        let home = cluster.master_for_slot(0).filter(|&p| p != serving);
+        home.is_some_and(|home| {
+            cluster.client(home).cmd(&["PUBSUB", "NUMSUB", "news"])
+                == push(&[bulk("news"), Reply::Int(1)])
+        }) && publisher.cmd(&["PUBLISH", "news", "count"]) == Reply::Int(2)
+    });
+    eprintln!(
+        "{}: the subscriber was at the new pub/sub home {:?} after the shard messages flowed again",
+        backend.name(),
+        rehomed.elapsed()
     );
     publisher.cmd(&["PUBLISH", "news", "last"]);
     publisher.cmd(&["SPUBLISH", &shard, "last"]);
@@ -406,6 +486,7 @@ fn read_until_eof(stream: &mut TcpStream, timeout: Duration) -> usize {
 
 on_both_backends!(
     subscribers_see_what_redis_sends,
+    publish_counts_every_subscriber_of_the_proxy,
     a_shard_subscriber_keeps_receiving_after_its_slot_moves,
     a_subscriber_that_does_not_read_is_disconnected,
 );

@@ -35,7 +35,8 @@ use super::refresh::RefreshReason;
 pub enum Target {
     /// The master owning this slot in the current snapshot.
     Slot(u16),
-    /// Any master (a keyless command every master answers alike).
+    /// Any master (a keyless command every master answers alike): the
+    /// topology's home, where PUBLISH must go too ([`super::topology::Topology::home`]).
     AnyMaster,
     /// This node, whatever the topology says (fan-out to every master).
     Node(Arc<Node>),
@@ -369,15 +370,7 @@ pub(super) fn pick(proxy: &Proxy, target: &Target) -> Option<Arc<Node>> {
     match target {
         Target::Node(node) => Some(node.clone()),
         Target::Slot(slot) => proxy.cluster.snapshot().master(*slot).cloned(),
-        Target::AnyMaster => {
-            let topo = proxy.cluster.snapshot();
-            let masters = topo.masters();
-            masters
-                .iter()
-                .find(|n| n.is_ready())
-                .or(masters.first())
-                .cloned()
-        }
+        Target::AnyMaster => proxy.cluster.snapshot().home().cloned(),
     }
 }
 

@@ -2,10 +2,19 @@
 //!
 //! A client that subscribes leaves the request/reply loop for
 //! [`serve`], which speaks for it to the cluster on dedicated connections
-//! ("links"): one to some master for its channels and patterns (cluster
-//! pub/sub is broadcast, every node delivers every message), and one per
-//! master owning a slot of its shard channels. Messages are forwarded as
-//! the bytes the node sent.
+//! ("links"): one to the pub/sub home for its channels and patterns, and
+//! one per master owning a slot of its shard channels. Messages are
+//! forwarded as the bytes the node sent.
+//!
+//! Cluster pub/sub is broadcast (every node delivers every message), but a
+//! node's PUBLISH counts only its own subscribers. So every subscriber's
+//! channels and patterns, and every PUBLISH, go to one master, the home
+//! ([`super::topology::Topology::home`]: the owner of slot 0, or while it
+//! is down the next master up): PUBLISH then counts this proxy's
+//! subscribers as one server counts its own. While the home is down,
+//! subscribers and PUBLISH fall back alike to the next master up, and
+//! messages keep flowing; once the home is back, or another master became
+//! it, the subscribers move there.
 //!
 //! The proxy keeps the client's subscriptions itself and answers each
 //! (un)subscribe with Redis's confirmations and counts, once the nodes
@@ -623,14 +632,7 @@ impl Subscriber<'_> {
                 Some(id) => {
                     self.global_lost = false;
                     self.global = Some(id);
-                    let channels = self.channels.keys();
-                    let patterns = self.patterns.keys();
-                    if !channels.is_empty() {
-                        self.send(id, Kind::Subscribe, channels, for_client).await;
-                    }
-                    if !patterns.is_empty() {
-                        self.send(id, Kind::Psubscribe, patterns, for_client).await;
-                    }
+                    self.subscribe_all(id, for_client).await;
                 }
                 None => {
                     self.proxy.cluster.request_refresh(RefreshReason::NodeDown);
@@ -638,6 +640,9 @@ impl Subscriber<'_> {
                 }
             }
         }
+        // A client command waiting for confirmations waits for those of a
+        // move too: once it has them, what is published reaches it.
+        let at_home = self.rehome(for_client || self.pending.is_some()).await;
         let waiting: Vec<Bytes> = self
             .shard
             .iter()
@@ -647,30 +652,83 @@ impl Subscriber<'_> {
         if !waiting.is_empty() {
             self.place_shard(waiting, for_client).await;
         }
-        if !self.global_lost && self.shard.values().all(|p| p.link.is_some()) {
+        if !self.global_lost && at_home && self.shard.values().all(|p| p.link.is_some()) {
             self.retry_delay = RETRY_MIN;
         }
     }
 
-    /// A link to some master for channels and patterns: clients are spread
-    /// over the masters by id, skipping masters that are not up.
+    /// A link for channels and patterns: to the pub/sub home, or (should it
+    /// refuse) to the next master up.
     async fn pick_global(&mut self) -> Option<LinkId> {
-        let masters: Vec<String> = {
+        let candidates: Vec<String> = {
             let topology = self.proxy.cluster.snapshot();
-            let masters = topology.masters();
-            let n = masters.len();
-            (0..n)
-                .filter_map(|i| masters.get((self.client_id as usize + i) % n))
-                .filter(|m| m.is_ready())
-                .map(|m| m.addr().to_string())
-                .collect()
+            let home = topology
+                .home()
+                .filter(|h| h.is_ready())
+                .map(|h| h.addr().to_string());
+            let others = topology
+                .masters()
+                .iter()
+                .filter(|m| m.is_ready() && Some(m.addr()) != home.as_deref())
+                .map(|m| m.addr().to_string());
+            home.clone().into_iter().chain(others).collect()
         };
-        for addr in masters {
+        for addr in candidates {
             if let Some(id) = self.open_link(&addr, false).await {
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Moves the channels and patterns to the pub/sub home when their link
+    /// is elsewhere (taken while the home was down, or before another
+    /// master became the home): subscribed on a link to the home, then the
+    /// old link closed (the node drops what it carried). True when they are
+    /// at home (or there is none to go to); false while they wait for it,
+    /// with a retry set.
+    async fn rehome(&mut self, for_client: bool) -> bool {
+        let Some(id) = self.global else {
+            return true;
+        };
+        let here = self.links.get(&id).map(|l| l.addr.clone());
+        let home = {
+            let topology = self.proxy.cluster.snapshot();
+            topology
+                .home()
+                .map(|h| (h.addr().to_string(), h.is_ready()))
+        };
+        let addr = match home {
+            None => return true,
+            Some((addr, _)) if here.as_deref() == Some(addr.as_str()) => return true,
+            // The home is not up (yet): look again later.
+            Some((_, false)) => {
+                self.schedule_retry();
+                return false;
+            }
+            Some((addr, true)) => addr,
+        };
+        let Some(new) = self.open_link(&addr, false).await else {
+            self.schedule_retry();
+            return false;
+        };
+        tracing::debug!(client = self.client_id, home = %addr, "subscriber moves to the pub/sub home");
+        self.global = Some(new);
+        self.links.remove(&id);
+        self.subscribe_all(new, for_client).await;
+        true
+    }
+
+    /// Subscribes every channel and pattern the client holds on link `id`.
+    async fn subscribe_all(&mut self, id: LinkId, for_client: bool) {
+        let channels = self.channels.keys();
+        let patterns = self.patterns.keys();
+        if !channels.is_empty() {
+            self.send(id, Kind::Subscribe, channels, for_client).await;
+        }
+        if !patterns.is_empty() {
+            self.send(id, Kind::Psubscribe, patterns, for_client).await;
+        }
     }
 
     fn schedule_retry(&mut self) {

@@ -158,6 +158,8 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         "xread" | "xreadgroup" => ByKeyUnlessBlock,
         "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe"
         | "sunsubscribe" => Subscribe,
+        // "Any master" is the pub/sub home (Topology::home), where every
+        // subscriber's channels and patterns are: PUBLISH counts them all.
         "publish" | "pubsub|help" => AnyMaster,
         "pubsub|numpat" => AllMasters(Fanout::Sum),
         "pubsub|channels" | "pubsub|numsub" | "pubsub|shardchannels" | "pubsub|shardnumsub" => {
@@ -220,7 +222,7 @@ pub fn support_matrix() -> String {
             ),
             Handling::Subscribe => (
                 2,
-                "Subscribed mode: on dedicated connections, channels and patterns to any master, shard channels to their slot's master; resubscribed when a connection dies or a slot moves"
+                "Subscribed mode: on dedicated connections, channels and patterns to the master PUBLISH goes to (so it counts every subscriber), shard channels to their slot's master; resubscribed when a connection dies or a slot moves"
                     .to_string(),
             ),
             Handling::PubsubIntrospect | Handling::ScriptAdmin => (

@@ -216,6 +216,21 @@ impl Topology {
         &self.nodes
     }
 
+    /// The master keyless commands go to, and the pub/sub home: every
+    /// subscriber's channels and patterns are there and so is every
+    /// PUBLISH, so PUBLISH counts this proxy's subscribers as one server
+    /// would (see pubsub.rs). The owner of slot 0 while it is up, else the
+    /// first master in slot order that is; the owner of slot 0 when none is.
+    /// Every session sees the same snapshot, so they all agree on it.
+    pub fn home(&self) -> Option<&Arc<Node>> {
+        let first = self.master(0).or(self.nodes.first());
+        first
+            .into_iter()
+            .chain(self.nodes.iter())
+            .find(|n| n.is_ready())
+            .or(first)
+    }
+
     /// The replicas of the master that owns `slot`.
     pub fn replicas(&self, slot: u16) -> &[String] {
         self.master(slot)
