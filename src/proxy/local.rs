@@ -20,7 +20,7 @@ use crate::resp::{Frame, Request, encode};
 use super::Proxy;
 use super::client_commands;
 use super::clients::ClientHandle;
-use super::dispatch::{Target, execute};
+use super::dispatch::ask_every_master;
 use super::emulation::{self, Identity};
 
 /// What the proxy remembers about one client: its registered description
@@ -317,13 +317,10 @@ async fn info(proxy: &Proxy, sections: &[String]) -> Bytes {
 /// Sums `db0:keys=..,expires=..` over every master's INFO keyspace.
 async fn keyspace(proxy: &Proxy) -> Result<Option<(u64, u64)>, Bytes> {
     let request = Request::from_args(&["INFO", "keyspace"]).raw().clone();
-    let masters: Vec<_> = proxy.cluster.snapshot().masters().to_vec();
-    let replies = futures_util::future::join_all(
-        masters
-            .into_iter()
-            .map(|node| execute(proxy, request.clone(), Target::Node(node), true)),
-    )
-    .await;
+    // No master known yet: INFO still answers, with no keyspace line.
+    let Ok(replies) = ask_every_master(proxy, request, true).await else {
+        return Ok(None);
+    };
     let (mut keys, mut expires, mut any) = (0u64, 0u64, false);
     for reply in replies {
         let text = match Frame::parse(&reply) {
