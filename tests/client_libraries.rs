@@ -54,6 +54,20 @@ fn redis_py_plain_client_works_through_the_proxy(backend: Backend) {
     run_script(&python, &args, "redis-py plain ok");
 }
 
+/// The same with redis-py speaking RESP3 (`protocol=3`): maps, sets,
+/// doubles and pushes as redis-py's RESP3 parser expects them.
+fn redis_py_resp3_client_works_through_the_proxy(backend: Backend) {
+    let Some(python) = require_redis_py() else {
+        return;
+    };
+    let Some((_cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let mut args = script_args(backend, "python/plain.py", &proxy);
+    args.push("--resp3".into());
+    run_script(&python, &args, "redis-py plain ok");
+}
+
 /// ioredis's `Redis` through the proxy (tests/clients/node/plain.mjs).
 fn ioredis_plain_client_works_through_the_proxy(backend: Backend) {
     let Some(node) = require_ioredis() else {
@@ -318,6 +332,7 @@ fn rs_scripts(con: &mut redis::Connection) {
 on_both_backends!(
     redis_rs_plain_client_works_through_the_proxy,
     redis_py_plain_client_works_through_the_proxy,
+    redis_py_resp3_client_works_through_the_proxy,
     ioredis_plain_client_works_through_the_proxy,
     redis_py_cluster_client_works_through_the_proxy,
     ioredis_cluster_client_works_through_the_proxy,

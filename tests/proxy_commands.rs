@@ -343,8 +343,8 @@ fn pipelines_multi_key_commands_and_local_commands(backend: Backend) {
     assert!(info.contains("cluster_enabled:0"), "{info}");
     assert!(info.contains(&format!("db0:keys={dbsize},")), "{info}");
     assert_eq!(
-        c.cmd(&["HELLO", "3"]),
-        Reply::Error("NOPROTO sorry, this protocol version is not supported.".into())
+        c.cmd(&["HELLO", "4"]),
+        Reply::Error("NOPROTO unsupported protocol version".into())
     );
     let hello = c.cmd(&["HELLO", "2"]);
     assert_eq!(hello.expect_array()[5], Reply::Int(2), "{hello:?}");

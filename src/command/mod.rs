@@ -10,6 +10,7 @@
 mod keys;
 pub mod learned;
 mod lookup;
+mod reply_shape;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ mod tests;
 pub use keys::{KeyError, KeyPositions};
 pub use learned::Learned;
 pub use lookup::{all_commands, lookup_name, lookup_subcommand};
+pub use reply_shape::reply_shape;
 pub use table::{COMMANDS, REDIS_VERSION};
 
 use crate::resp::Request;

@@ -91,6 +91,8 @@ pub struct Details {
     pub multi: i64,
     pub blocked: bool,
     pub no_evict: bool,
+    /// The protocol, 2 or 3 (HELLO).
+    pub resp: u8,
 }
 
 /// Channel, pattern and shard channel subscription counts.
@@ -126,6 +128,7 @@ impl ClientHandle {
                 multi: -1,
                 blocked: false,
                 no_evict: false,
+                resp: 2,
             }),
             kill: CancellationToken::new(),
         }
@@ -174,7 +177,7 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub={} psub={} \
              ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp=2 lib-name={} lib-ver={}",
+             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.local_addr,
@@ -187,6 +190,7 @@ impl ClientHandle {
             d.subscriptions.shard,
             d.multi,
             d.last_command,
+            d.resp,
             text(&d.lib_name),
             text(&d.lib_ver),
         )

@@ -28,6 +28,8 @@ use super::emulation::{self, Identity};
 pub struct ClientState {
     pub handle: Arc<ClientHandle>,
     pub reply: ReplyMode,
+    /// The protocol HELLO chose: 2 or 3.
+    pub resp: u8,
 }
 
 /// CLIENT REPLY's setting.
@@ -44,6 +46,7 @@ impl ClientState {
         ClientState {
             handle,
             reply: ReplyMode::On,
+            resp: 2,
         }
     }
 
@@ -55,9 +58,20 @@ impl ClientState {
         self.handle.addr
     }
 
+    /// True when replies go out in RESP3.
+    pub fn is_resp3(&self) -> bool {
+        self.resp == 3
+    }
+
+    fn set_resp(&mut self, resp: u8) {
+        self.resp = resp;
+        self.handle.details().resp = resp;
+    }
+
     /// Back to a new connection's state (RESET).
     pub fn reset(&mut self) {
         self.reply = ReplyMode::On;
+        self.set_resp(2);
         let mut details = self.handle.details();
         details.name = None;
         details.no_evict = false;
@@ -194,18 +208,19 @@ pub(super) fn set_name(client: &mut ClientState, name: &[u8]) -> Result<(), &'st
     Ok(())
 }
 
-/// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only for now.
+/// HELLO [protover [AUTH user pass] [SETNAME name]]. The reply is written
+/// here as RESP2's flat list; a client now on RESP3 gets it as a map, like
+/// every reply (`resp::resp3`).
 fn hello(client: &mut ClientState, req: &Request) -> LocalReply {
     let mut i = 1;
+    let mut resp = client.resp;
     if let Some(ver) = req.arg(1) {
         match std::str::from_utf8(ver)
             .ok()
             .and_then(|s| s.parse::<i64>().ok())
         {
-            Some(2) => {}
-            // RESP3 is not spoken yet; Redis's own refusal makes clients
-            // fall back to RESP2.
-            Some(_) => return error("NOPROTO sorry, this protocol version is not supported."),
+            Some(v @ (2 | 3)) => resp = v as u8,
+            Some(_) => return error("NOPROTO unsupported protocol version"),
             None => return error("ERR Protocol version is not an integer or out of range"),
         }
         i = 2;
@@ -241,8 +256,9 @@ fn hello(client: &mut ClientState, req: &Request) -> LocalReply {
         encode::bulk(&mut out, key.as_bytes());
         encode::bulk(&mut out, value.as_bytes());
     }
+    client.set_resp(resp);
     encode::bulk(&mut out, b"proto");
-    encode::integer(&mut out, 2);
+    encode::integer(&mut out, i64::from(resp));
     encode::bulk(&mut out, b"id");
     encode::integer(&mut out, client.id() as i64);
     for (key, value) in [("mode", "standalone"), ("role", "master")] {

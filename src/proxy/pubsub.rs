@@ -25,6 +25,10 @@
 //! shard channel's slot elsewhere, the proxy subscribes again on the new
 //! owner, and the client sees nothing but the messages.
 //!
+//! A RESP3 client gets confirmations and messages as push frames, and may
+//! send any other command while subscribed, as Redis allows it: the
+//! session runs it ([`PlainCommands`]) and its reply goes out in line.
+//!
 //! A subscriber that does not read is disconnected once the messages
 //! waiting for it pass `limits.pubsub_output_limit_bytes` (Redis's
 //! `client-output-buffer-limit pubsub`), so it never grows the proxy's
@@ -35,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -43,6 +48,7 @@ use tokio::time::Instant;
 
 use crate::cluster::key_slot;
 use crate::cluster::redirect::{self, ClusterError};
+use crate::resp::resp3::{self, Shape};
 use crate::resp::{Frame, Request, RequestDecoder, encode};
 
 use super::Proxy;
@@ -84,13 +90,21 @@ pub struct ClientIo<'a> {
     pub decoder: &'a mut RequestDecoder,
 }
 
+/// Runs a command that is not about subscriptions, for a RESP3 client in
+/// subscribed mode; the reply is RESP3 already.
+pub trait PlainCommands: Send {
+    fn run(&mut self, req: Request) -> BoxFuture<'_, Bytes>;
+}
+
 /// Serves a client in subscribed mode, starting with `first` (a
 /// (un)subscribe command), until it holds no subscription or leaves.
-pub async fn serve(
-    proxy: &Arc<Proxy>,
-    client: &ClientHandle,
+/// `resp3` is given for a RESP3 client: how it runs other commands.
+pub async fn serve<'p>(
+    proxy: &'p Arc<Proxy>,
+    client: &'p ClientHandle,
     io: ClientIo<'_>,
     first: Request,
+    resp3: Option<&'p mut (dyn PlainCommands + 'p)>,
 ) -> Exit {
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let mut sub = Subscriber {
@@ -108,6 +122,7 @@ pub async fn serve(
         pending: None,
         retry: None,
         retry_delay: RETRY_MIN,
+        resp3,
     };
     sub.run(io, events, first).await
 }
@@ -135,6 +150,8 @@ struct Subscriber<'p> {
     /// When to try placing what waits for a link.
     retry: Option<Instant>,
     retry_delay: Duration,
+    /// A RESP3 client: pushes, and other commands run through this.
+    resp3: Option<&'p mut (dyn PlainCommands + 'p)>,
 }
 
 type LinkId = u64;
@@ -173,6 +190,9 @@ struct Ack {
 /// The client's replies to one command, held until the nodes confirmed.
 struct Pending {
     reply: BytesMut,
+    /// The reply is in the client's protocol already (RESP2 confirmations
+    /// become pushes for a RESP3 client when they are written).
+    written_as_is: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +396,11 @@ impl Subscriber<'_> {
             }
             ("ssubscribe", _) => self.ssubscribe(&args, &mut reply).await,
             ("sunsubscribe", _) => self.sunsubscribe(&args, &mut reply).await,
+            // RESP3 has pushes for messages, so PING answers as usual.
+            ("ping", _) if self.resp3.is_some() => match args.first() {
+                Some(text) => encode::bulk(&mut reply, text),
+                None => reply.extend_from_slice(b"+PONG\r\n"),
+            },
             ("ping", _) => {
                 encode::array_header(&mut reply, 2);
                 encode::bulk(&mut reply, b"pong");
@@ -390,14 +415,27 @@ impl Subscriber<'_> {
                 output.extend_from_slice(b"+RESET\r\n");
                 return Some(Exit::Reset);
             }
-            _ => encode::error(
-                &mut reply,
-                &format!(
-                    "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            _ => match self.resp3.as_mut() {
+                Some(plain) => {
+                    let done = plain.run(req.clone()).await;
+                    self.pending = Some(Pending {
+                        reply: BytesMut::from(&done[..]),
+                        written_as_is: true,
+                    });
+                    return None;
+                }
+                None => encode::error(
+                    &mut reply,
+                    &format!(
+                        "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                    ),
                 ),
-            ),
+            },
         }
-        self.pending = Some(Pending { reply });
+        self.pending = Some(Pending {
+            reply,
+            written_as_is: false,
+        });
         None
     }
 
@@ -411,7 +449,11 @@ impl Subscriber<'_> {
             .any(|l| l.acks.iter().any(|a| a.for_client));
         if !owed {
             if let Some(pending) = self.pending.take() {
-                output.extend_from_slice(&pending.reply);
+                if self.resp3.is_some() && !pending.written_as_is {
+                    resp3::upgrade_each(&pending.reply.freeze(), &Shape::Push, output);
+                } else {
+                    output.extend_from_slice(&pending.reply);
+                }
             }
         }
     }
@@ -772,7 +814,11 @@ impl Subscriber<'_> {
             }
         };
         if is_message(&frame) {
-            output.extend_from_slice(&frame);
+            if self.resp3.is_some() {
+                resp3::upgrade(&frame, &Shape::Push, output);
+            } else {
+                output.extend_from_slice(&frame);
+            }
             return;
         }
         if frame.first() == Some(&b'-') {

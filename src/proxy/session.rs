@@ -21,13 +21,15 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::command::CommandSpec;
+use crate::command::{self, CommandSpec};
 use crate::metrics::CommandRecorder;
+use crate::resp::resp3::{self, Shape};
 use crate::resp::{Request, RequestDecoder, encode};
 
 use super::Proxy;
@@ -117,8 +119,14 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                         closing: &mut closing,
                     };
                     let silent = silenced(session.client, spec, &req);
+                    // Computed before `req` moves on; HELLO may switch the
+                    // protocol, and its own reply is in the new one.
+                    let shape = (session.client.is_resp3()
+                        || spec.is_some_and(|s| s.name == "hello"))
+                    .then(|| Resp3Reply::of(session.tx, spec, &req));
                     let mut entry = dispatch(&proxy, &mut session, req, spec, route, arrived);
                     entry.silent = silent;
+                    entry.resp3 = shape.filter(|_| client.is_resp3());
                     last_dispatched = Some((entry.name, entry.blocking));
                     owed.push(entry);
                 }
@@ -148,7 +156,18 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 output: &mut output,
                 decoder: &mut decoder,
             };
-            let exit = pubsub::serve(&proxy, &client.handle, io, first).await;
+            let handle = client.handle.clone();
+            let exit = if client.is_resp3() {
+                let mut plain = PlainCommands {
+                    proxy: &proxy,
+                    client: &mut client,
+                    tx: &mut tx,
+                    written: &mut written,
+                };
+                pubsub::serve(&proxy, &handle, io, first, Some(&mut plain)).await
+            } else {
+                pubsub::serve(&proxy, &handle, io, first, None).await
+            };
             client.handle.details().subscriptions = Default::default();
             match exit {
                 Exit::Resume => {}
@@ -173,9 +192,12 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 let now = Instant::now();
                 let mut cx = Context::from_waker(Waker::noop());
                 let mut done = Some(first);
-                while let Some((reply, name, arrived)) = done {
+                while let Some((reply, name, arrived, resp3)) = done {
                     recorder.record(name, reply.first() != Some(&b'-'), now.saturating_duration_since(arrived));
-                    output.extend_from_slice(&reply);
+                    match resp3 {
+                        None => output.extend_from_slice(&reply),
+                        Some(shape) => shape.write(&reply, &mut output),
+                    }
                     done = match owed.poll_next(&mut cx, &proxy) {
                         Poll::Ready(next) => Some(next),
                         Poll::Pending => None,
@@ -268,6 +290,60 @@ fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bo
     }
 }
 
+/// Runs the commands a RESP3 subscriber sends besides (un)subscribing,
+/// one at a time. Those that need the session to themselves (transactions,
+/// blocking commands, WAIT) are refused while subscribed.
+struct PlainCommands<'a> {
+    proxy: &'a SessionProxy,
+    client: &'a mut ClientState,
+    tx: &'a mut Transaction,
+    written: &'a mut Written,
+}
+
+impl pubsub::PlainCommands for PlainCommands<'_> {
+    fn run(&mut self, req: Request) -> BoxFuture<'_, Bytes> {
+        Box::pin(async move {
+            let proxy = self.proxy;
+            let (spec, route) = route_with(&req, || proxy.cluster.learned());
+            if matches!(
+                route,
+                Route::Blocking { .. } | Route::Session { .. } | Route::Wait
+            ) {
+                let name = String::from_utf8_lossy(req.name()).to_uppercase();
+                let mut out = BytesMut::new();
+                encode::error(
+                    &mut out,
+                    &format!(
+                        "ERR '{name}' is not served through this proxy while the connection is subscribed"
+                    ),
+                );
+                return out.freeze();
+            }
+            let shape = Resp3Reply::of(self.tx, spec, &req);
+            let mut closing = false;
+            let mut session = Session {
+                client: self.client,
+                tx: self.tx,
+                written: self.written,
+                closing: &mut closing,
+            };
+            let mut owed = OwedQueue::default();
+            owed.push(dispatch(
+                proxy,
+                &mut session,
+                req,
+                spec,
+                route,
+                Instant::now(),
+            ));
+            let (reply, ..) = poll_fn(|cx| owed.poll_next(cx, proxy)).await;
+            let mut out = BytesMut::with_capacity(reply.len());
+            shape.write(&reply, &mut out);
+            out.freeze()
+        })
+    }
+}
+
 /// What [`dispatch`] may change about the session.
 struct Session<'a> {
     client: &'a mut ClientState,
@@ -301,6 +377,32 @@ struct Entry {
     blocking: bool,
     /// CLIENT REPLY OFF or SKIP: the reply is dropped.
     silent: bool,
+    /// For a RESP3 client: how its RESP2 reply becomes RESP3.
+    resp3: Option<Resp3Reply>,
+}
+
+/// How a reply is written to a RESP3 client.
+enum Resp3Reply {
+    Shaped(&'static Shape),
+    /// EXEC: each queued command's reply with its own shape.
+    Exec(Vec<&'static Shape>),
+}
+
+impl Resp3Reply {
+    fn of(tx: &Transaction, spec: Option<&CommandSpec>, req: &Request) -> Resp3Reply {
+        match spec.map(|s| s.name) {
+            Some("exec") if tx.in_multi() => Resp3Reply::Exec(tx.reply_shapes()),
+            Some(name) => Resp3Reply::Shaped(command::reply_shape(name, req)),
+            None => Resp3Reply::Shaped(&Shape::Same),
+        }
+    }
+
+    fn write(&self, reply: &Bytes, out: &mut BytesMut) {
+        match self {
+            Resp3Reply::Shaped(shape) => resp3::upgrade(reply, shape, out),
+            Resp3Reply::Exec(shapes) => resp3::upgrade_exec(reply, shapes, out),
+        }
+    }
 }
 
 enum Owed {
@@ -325,6 +427,7 @@ impl Entry {
             barrier: false,
             blocking: false,
             silent: false,
+            resp3: None,
         }
     }
 
@@ -340,6 +443,7 @@ impl Entry {
             barrier: false,
             blocking: false,
             silent: false,
+            resp3: None,
         }
     }
 
@@ -395,7 +499,7 @@ impl OwedQueue {
         &mut self,
         cx: &mut Context<'_>,
         proxy: &SessionProxy,
-    ) -> Poll<(Bytes, &'static str, Instant)> {
+    ) -> Poll<(Bytes, &'static str, Instant, Option<Resp3Reply>)> {
         loop {
             let Some(entry) = self.entries.front_mut() else {
                 return Poll::Pending;
@@ -442,10 +546,10 @@ impl OwedQueue {
                     }
                 },
             };
-            let (name, arrived) = (entry.name, entry.arrived);
+            let (name, arrived, resp3) = (entry.name, entry.arrived, entry.resp3.take());
             let reply = if entry.silent { Bytes::new() } else { reply };
             self.entries.pop_front();
-            return Poll::Ready((reply, name, arrived));
+            return Poll::Ready((reply, name, arrived, resp3));
         }
     }
 }
@@ -488,6 +592,7 @@ fn dispatch(
                     barrier: false,
                     blocking: false,
                     silent: false,
+                    resp3: None,
                 },
                 None => {
                     let proxy = proxy.clone();

@@ -26,7 +26,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 
 use crate::cluster::redirect::{self, CROSSSLOT, ClusterError};
-use crate::command::{CommandSpec, flags};
+use crate::command::{self, CommandSpec, flags};
+use crate::resp::resp3::Shape;
 use crate::resp::{Request, encode};
 
 use super::Proxy;
@@ -79,6 +80,9 @@ struct Multi {
     /// The queued requests, each in wire form, back to back.
     queued: BytesMut,
     count: usize,
+    /// Each queued command's RESP3 reply shape, for EXEC's reply to a
+    /// RESP3 client.
+    shapes: Vec<&'static Shape>,
     /// The first queued key's slot.
     slot: Option<u16>,
     /// A queued command was refused: EXEC answers EXECABORT.
@@ -105,6 +109,14 @@ impl Transaction {
     /// The number of commands queued while a MULTI is open.
     pub fn queued(&self) -> Option<usize> {
         self.multi.as_ref().map(|m| m.count)
+    }
+
+    /// The RESP3 shapes of the queued commands' replies, in order (what
+    /// EXEC's reply holds).
+    pub fn reply_shapes(&self) -> Vec<&'static Shape> {
+        self.multi
+            .as_ref()
+            .map_or_else(Vec::new, |m| m.shapes.clone())
     }
 
     /// True when EXEC (or WATCH) must run alone.
@@ -258,6 +270,7 @@ impl Transaction {
         }
         multi.queued.extend_from_slice(req.raw());
         multi.count += 1;
+        multi.shapes.push(command::reply_shape(spec.name, req));
         TxStep::Reply(Bytes::from_static(QUEUED))
     }
 

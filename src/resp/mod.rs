@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod reply;
 pub mod request;
+pub mod resp3;
 
 pub use error::ProtocolError;
 pub use frame::Frame;

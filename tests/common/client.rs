@@ -256,6 +256,48 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Reply>, 
     Ok(Some(reply))
 }
 
+/// The length of the RESP2/RESP3 value starting at `pos`, counted from
+/// `pos`; `None` while incomplete. Written apart from the proxy's own
+/// parser, so a test does not judge the proxy with its own code.
+fn resp3_len(buf: &[u8], pos: usize) -> Result<Option<usize>, String> {
+    let Some(&kind) = buf.get(pos) else {
+        return Ok(None);
+    };
+    let Some(eol) = buf[pos..].windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let header = std::str::from_utf8(&buf[pos + 1..pos + eol]).map_err(|e| e.to_string())?;
+    let after = pos + eol + 2;
+    let count = || {
+        header
+            .parse::<i64>()
+            .map_err(|_| format!("bad length {header:?}"))
+    };
+    let elements = |n: i64| -> Result<Option<usize>, String> {
+        let mut at = after;
+        for _ in 0..n.max(0) {
+            match resp3_len(buf, at)? {
+                Some(len) => at += len,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(at - pos))
+    };
+    match kind {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(Some(after - pos)),
+        b'$' | b'!' | b'=' => match count()? {
+            -1 => Ok(Some(after - pos)),
+            n => {
+                let end = after + usize::try_from(n).map_err(|e| e.to_string())? + 2;
+                Ok((buf.len() >= end).then_some(end - pos))
+            }
+        },
+        b'*' | b'~' | b'>' => elements(count()?),
+        b'%' => elements(count()? * 2),
+        other => Err(format!("unexpected type byte {:?}", other as char)),
+    }
+}
+
 /// `args` as a RESP multibulk request.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -430,6 +472,42 @@ impl TestClient {
                     ErrorKind::UnexpectedEof,
                     format!("connection closed; buffered: {shown:?}"),
                 ));
+            }
+        }
+    }
+
+    /// Sends one command and returns its reply's raw bytes, whatever the
+    /// protocol (RESP3 included: the bytes are compared, not parsed).
+    #[track_caller]
+    pub fn cmd_raw(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send_raw(&encode_command(args));
+        self.read_raw_reply()
+    }
+
+    /// The raw bytes of the next complete RESP2 or RESP3 reply.
+    ///
+    /// # Panics
+    /// On an I/O error, a timeout, or bytes that are not RESP.
+    #[track_caller]
+    pub fn read_raw_reply(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match resp3_len(&self.buf, 0) {
+                Ok(Some(len)) => return self.buf.drain(..len).collect(),
+                Ok(None) => {}
+                Err(why) => panic!(
+                    "{}: {why}: {:?}",
+                    self.addr,
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+            match self.fill(deadline) {
+                Ok(n) if n > 0 => {}
+                other => panic!(
+                    "{}: no whole reply ({other:?}); buffered: {:?}",
+                    self.addr,
+                    String::from_utf8_lossy(&self.buf)
+                ),
             }
         }
     }

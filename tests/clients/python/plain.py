@@ -1,8 +1,9 @@
 """redis-py's plain client (`redis.Redis`, not `RedisCluster`) through the proxy.
 
-Usage: plain.py PORT [--no-scripts]. Exits non-zero with the failing check
-on the first thing that does not work; prints "redis-py plain ok" at the end.
---no-scripts leaves out EVAL and friends (Slotway's built-in node has none).
+Usage: plain.py PORT [--no-scripts] [--resp3]. Exits non-zero with the
+failing check on the first thing that does not work; prints "redis-py plain
+ok" at the end. --no-scripts leaves out EVAL and friends (Slotway's built-in
+node has none); --resp3 runs every check with `protocol=3` (HELLO 3).
 """
 
 import sys
@@ -13,6 +14,7 @@ import redis
 
 PORT = int(sys.argv[1])
 SCRIPTS = "--no-scripts" not in sys.argv[2:]
+PROTOCOL = 3 if "--resp3" in sys.argv[2:] else 2
 
 
 def client(**kwargs):
@@ -21,6 +23,7 @@ def client(**kwargs):
         port=PORT,
         decode_responses=True,
         socket_timeout=10,
+        protocol=PROTOCOL,
         **kwargs,
     )
 
@@ -28,6 +31,11 @@ def client(**kwargs):
 def check(what, got, want):
     if got != want:
         raise AssertionError(f"{what}: got {got!r}, want {want!r}")
+
+
+def pairs(reply):
+    """redis-py gives scored members as tuples on RESP2 and as lists on RESP3."""
+    return [tuple(p) for p in reply]
 
 
 def strings(r):
@@ -78,14 +86,16 @@ def sets(r):
 
 def sorted_sets(r):
     check("ZADD", r.zadd("z", {"a": 1, "b": 2, "c": 3}), 3)
-    check("ZRANGE WITHSCORES", r.zrange("z", 0, -1, withscores=True),
+    check("ZRANGE WITHSCORES", pairs(r.zrange("z", 0, -1, withscores=True)),
           [("a", 1.0), ("b", 2.0), ("c", 3.0)])
     check("ZINCRBY", r.zincrby("z", 10, "a"), 11.0)
     check("ZREVRANGE", r.zrevrange("z", 0, 0), ["a"])
     check("ZRANGEBYSCORE", r.zrangebyscore("z", 2, 3), ["b", "c"])
     check("ZSCORE", r.zscore("z", "b"), 2.0)
     check("ZRANK", r.zrank("z", "c"), 1)
-    check("ZPOPMIN", r.zpopmin("z"), [("b", 2.0)])
+    zpopmin = r.zpopmin("z")
+    # RESP3 without a count: one flat [member, score].
+    check("ZPOPMIN", pairs(zpopmin) if PROTOCOL == 2 else [tuple(zpopmin)], [("b", 2.0)])
 
 
 def pipelines(r):
@@ -191,7 +201,7 @@ def pubsub(r):
 def blocking_pops(r):
     check("BLPOP on an empty list times out", r.blpop(["b:empty"], timeout=0.2), None)
     r.rpush("b:ready", "now")
-    check("BLPOP on a filled list", r.blpop(["b:ready"], timeout=1), ("b:ready", "now"))
+    check("BLPOP on a filled list", tuple(r.blpop(["b:ready"], timeout=1)), ("b:ready", "now"))
 
     def push_later():
         time.sleep(0.3)
@@ -200,12 +210,12 @@ def blocking_pops(r):
     pusher = threading.Thread(target=push_later)
     pusher.start()
     started = time.monotonic()
-    got = r.brpop(["b:later"], timeout=5)
+    got = tuple(r.brpop(["b:later"], timeout=5))
     pusher.join()
     check("BRPOP woken by another client's push", got, ("b:later", "late"))
     check("BRPOP waited for the push", time.monotonic() - started >= 0.2, True)
     r.zadd("b:z", {"m": 1})
-    check("BZPOPMIN", r.bzpopmin(["b:z"], timeout=1), ("b:z", "m", 1.0))
+    check("BZPOPMIN", tuple(r.bzpopmin(["b:z"], timeout=1)), ("b:z", "m", 1.0))
 
 
 def scripts(r):
@@ -242,6 +252,11 @@ def scan_iteration(r):
 def main():
     r = client()
     check("PING", r.ping(), True)
+    hello = r.execute_command("HELLO")
+    # A map on RESP3, a flat list on RESP2.
+    if isinstance(hello, list):
+        hello = dict(zip(hello[::2], hello[1::2]))
+    check("protocol", hello["proto"], PROTOCOL)
     r.flushall()
     checks = [strings, hashes, lists, sets, sorted_sets, pipelines, transactions,
               pubsub, blocking_pops, scan_iteration]
