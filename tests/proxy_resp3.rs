@@ -155,6 +155,24 @@ fn typed_replies_match_redis_server(backend: Backend) {
     p.same(&["RESET"]);
     p.same(&["HGETALL", "{t}h"]);
     p.same(&["HELLO", "4"]);
+
+    // HELLO 3 with AUTH and SETNAME in one go, and their errors (which
+    // leave the protocol as it was).
+    p.same(&["HELLO", "3", "AUTH", "nobody", "pass"]);
+    p.same(&["GET", "{t}missing"]);
+    p.same(&["HELLO", "3", "SETNAME", "bad name"]);
+    let hello = p
+        .proxied
+        .cmd_raw(&["HELLO", "3", "AUTH", "default", "any", "SETNAME", "app"]);
+    assert!(
+        hello.starts_with(b"%7\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&hello)
+    );
+    p.reference
+        .cmd_raw(&["HELLO", "3", "AUTH", "default", "any", "SETNAME", "app"]);
+    p.same(&["CLIENT", "GETNAME"]);
+    p.same(&["GET", "{t}missing"]);
 }
 
 /// Geo, streams, LCS, functions and COMMAND: served by redis-server only.
