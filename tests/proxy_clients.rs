@@ -1,6 +1,6 @@
 //! CLIENT commands about the proxy's own clients: LIST, INFO, KILL across
 //! worker threads (blocked and subscribed clients included), SETINFO,
-//! NO-EVICT, REPLY.
+//! NO-EVICT, REPLY, UNBLOCK.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -289,7 +289,62 @@ fn client_reply(backend: Backend) {
     assert_eq!(c.cmd(&["PING"]).expect_str(), "PONG");
 }
 
-on_both_backends!(client_list_and_info, client_kill, client_reply);
+/// CLIENT UNBLOCK ends a proxy client's blocking command the way Redis
+/// does, through the node that holds it blocked: TIMEOUT answers the
+/// command's timeout reply, ERROR an `-UNBLOCKED` error; the client's
+/// connection stays usable. A client not blocked gets `:0`.
+fn client_unblock(backend: Backend) {
+    let Some((_cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let mut blocked = proxy.client();
+    let mut admin = proxy.client();
+    let id = blocked.cmd(&["CLIENT", "ID"]).expect_int().to_string();
+    assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).expect_int(), 0);
+    for (mode, list) in [("TIMEOUT", "ub:t"), ("ERROR", "ub:e")] {
+        blocked.send_raw(&encode_command(&["BLPOP", list, "0"]));
+        // It counts as blocked once the node holds it.
+        eventually(Duration::from_secs(5), Duration::from_millis(20), || {
+            admin.cmd(&["CLIENT", "UNBLOCK", &id, mode]).expect_int() == 1
+        });
+        let reply = blocked.read_reply();
+        match mode {
+            "TIMEOUT" => assert!(reply.is_nil(), "{mode}: {reply:?}"),
+            _ => assert_eq!(
+                reply.expect_error(),
+                "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+            ),
+        }
+        // Still usable, blocking commands included.
+        assert_eq!(blocked.cmd(&["RPUSH", list, "x"]).expect_int(), 1);
+        let popped = blocked.cmd(&["BLPOP", list, "0"]);
+        assert_eq!(
+            popped,
+            Reply::Array(Some(vec![Reply::bulk(list), Reply::bulk("x")]))
+        );
+        assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).expect_int(), 0);
+    }
+    let error = |c: &mut TestClient, args: &[&str]| c.cmd(args).expect_error().to_string();
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "UNBLOCK", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "UNBLOCK", "x", "LATER"]),
+        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "UNBLOCK", &id, "TIMEOUT", "x"]),
+        "ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP."
+    );
+}
+
+on_both_backends!(
+    client_list_and_info,
+    client_kill,
+    client_reply,
+    client_unblock
+);
 
 /// WAIT counts the replicas that acknowledged this client's writes, on every
 /// master it wrote to, without holding up anyone else's requests.

@@ -84,7 +84,86 @@ fn a_frozen_master_is_replaced_and_demoted_when_it_wakes(backend: Backend) {
     assert_eq!(cluster.master_for_slot(key_slot(b"fz:0")), Some(replica));
 }
 
+/// The proxy's request timeout in the frozen-transaction test.
+const REQUEST_TIMEOUT_MS: u64 = 500;
+
+/// A master frozen (SIGSTOP) under transactions on dedicated connections:
+/// an EXEC already written fails after the request timeout with the error
+/// the shared path gives a write whose outcome is unknown, both on a pooled
+/// connection and on the one a WATCH pinned, instead of waiting forever.
+/// A blocking command, meanwhile, may wait its own timeout past the
+/// request timeout without being cut short.
+fn a_frozen_master_fails_exec_after_the_request_timeout(backend: Backend) {
+    let opts = ProxyOptions {
+        env: vec![(
+            "SLOTWAY_BACKEND__REQUEST_TIMEOUT_MS".into(),
+            REQUEST_TIMEOUT_MS.to_string(),
+        )],
+        ..ProxyOptions::default()
+    };
+    let Some((mut cluster, proxy)) = cluster_with_proxy(backend, 0, opts) else {
+        return;
+    };
+    let key = "{frozen-tx}k";
+    let mut plain = proxy.client();
+    let started = Instant::now();
+    assert!(plain.cmd(&["BLPOP", "{frozen-tx}list", "1"]).is_nil());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "BLPOP 1 answered after {waited:?}"
+    );
+    // The watching client pins a connection first; the plain transaction
+    // then leaves another one idle in the pool, open to the master.
+    let mut watcher = proxy.client();
+    watcher.cmd(&["WATCH", key]).expect_ok();
+    watcher.cmd(&["MULTI"]).expect_ok();
+    assert_eq!(watcher.cmd(&["SET", key, "w"]).expect_str(), "QUEUED");
+    plain.cmd(&["MULTI"]).expect_ok();
+    plain.cmd(&["SET", key, "p"]);
+    assert_eq!(plain.cmd(&["EXEC"]).expect_array().len(), 1);
+
+    let victim = cluster.master_for_slot(key_slot(key.as_bytes())).unwrap();
+    cluster.stop(victim);
+    let bound = Duration::from_millis(REQUEST_TIMEOUT_MS + 1500);
+    plain.cmd(&["MULTI"]).expect_ok();
+    plain.cmd(&["INCR", key]);
+    let started = Instant::now();
+    let unwatched = plain.cmd(&["EXEC"]);
+    let unwatched_took = started.elapsed();
+    let started = Instant::now();
+    let watched = watcher.cmd(&["EXEC"]);
+    let watched_took = started.elapsed();
+    cluster.cont(victim);
+
+    eprintln!(
+        "{}: EXEC on a frozen master answered after {unwatched_took:?} (pooled) and \
+         {watched_took:?} (watched)",
+        backend.name()
+    );
+    for (what, reply, took) in [
+        ("pooled", &unwatched, unwatched_took),
+        ("watched", &watched, watched_took),
+    ] {
+        let error = reply
+            .as_error()
+            .unwrap_or_else(|| panic!("{what}: {reply:?}"));
+        assert!(
+            error.starts_with("ERR outcome unknown: the connection to master"),
+            "{what}: {error}"
+        );
+        assert!(
+            took >= Duration::from_millis(REQUEST_TIMEOUT_MS * 4 / 5) && took < bound,
+            "{what}: answered after {took:?}"
+        );
+    }
+    // Both clients carry on.
+    assert_eq!(plain.cmd(&["PING"]).expect_str(), "PONG");
+    assert_eq!(watcher.cmd(&["PING"]).expect_str(), "PONG");
+}
+
 on_both_backends!(
     a_killed_master_is_replaced_without_failed_reads_or_lost_writes,
     a_frozen_master_is_replaced_and_demoted_when_it_wakes,
+    a_frozen_master_fails_exec_after_the_request_timeout,
 );

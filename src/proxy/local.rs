@@ -1,6 +1,7 @@
 //! Commands the proxy answers itself, as one plain Redis server would:
 //! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT (the subcommands about
-//! the proxy's own clients are in [`super::client_commands`]),
+//! the proxy's own clients are in [`super::client_commands`], UNBLOCK in
+//! [`super::blocking`]),
 //! READONLY/READWRITE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
 //! present the proxy as a cluster of its own ([`super::emulation`]).
 
@@ -18,6 +19,7 @@ use crate::command::CommandSpec;
 use crate::resp::{Frame, Request, encode};
 
 use super::Proxy;
+use super::blocking;
 use super::client_commands;
 use super::clients::ClientHandle;
 use super::dispatch::{Target, execute};
@@ -139,6 +141,7 @@ pub fn answer(
         "client|info" => bulk(format!("{}\n", client.handle.line(Instant::now())).as_bytes()),
         "client|list" => client_commands::list(proxy, req),
         "client|kill" => client_commands::kill(proxy, client, req),
+        "client|unblock" => blocking::unblock(proxy, req),
         "client|setinfo" => client_commands::setinfo(client, req),
         "client|no-evict" => match client_commands::on_off(arg(2)) {
             Some(on) => {

@@ -6,6 +6,7 @@
 //! backend link ([`backend`]), and one task per client ([`session`]).
 
 pub mod backend;
+pub mod blocking;
 pub mod client_commands;
 pub mod clients;
 pub mod dedicated;

@@ -32,6 +32,7 @@ use crate::resp::{Request, RequestDecoder, encode};
 
 use super::Proxy;
 use super::backend::ReplyResult;
+use super::blocking;
 use super::dispatch::{
     Target, dropped_reply, execute, execute_after, execute_dedicated, is_final, send_to_slot,
 };
@@ -560,8 +561,12 @@ fn dispatch(
         }
         Route::Blocking { slot, readonly } => {
             let proxy = proxy.clone();
+            let client = session.client.handle.clone();
+            let wait = blocking::reply_wait(name, &req);
             let mut entry = Entry::barrier(name, arrived, async move {
-                execute_dedicated(&proxy, req.raw().clone(), Target::Slot(slot), readonly).await
+                let request = req.raw().clone();
+                let target = Target::Slot(slot);
+                execute_dedicated(&proxy, request, target, readonly, wait, Some(&client)).await
             });
             entry.blocking = true;
             entry
