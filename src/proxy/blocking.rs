@@ -115,7 +115,7 @@ impl Drop for BlockedGuard<'_> {
 
 /// CLIENT UNBLOCK id [TIMEOUT|ERROR], with Redis's checks in Redis's order.
 /// Only a client blocked in a blocking command can be unblocked; one held
-/// by the proxy (WAIT) gets `:0`.
+/// by the proxy (WAIT, CLIENT PAUSE) gets `:0`.
 pub fn unblock(proxy: &Arc<Proxy>, req: &Request) -> LocalReply {
     let arg = |i| req.arg(i).unwrap_or_default();
     if req.len() > 4 {

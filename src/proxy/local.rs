@@ -1,7 +1,7 @@
 //! Commands the proxy answers itself, as one plain Redis server would:
 //! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT (the subcommands about
-//! the proxy's own clients are in [`super::client_commands`], UNBLOCK in
-//! [`super::blocking`]),
+//! the proxy's own clients are in [`super::client_commands`], PAUSE in
+//! [`super::pause`], UNBLOCK in [`super::blocking`]),
 //! READONLY/READWRITE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
 //! present the proxy as a cluster of its own ([`super::emulation`]).
 
@@ -24,6 +24,7 @@ use super::client_commands;
 use super::clients::ClientHandle;
 use super::dispatch::{Target, execute};
 use super::emulation::{self, Identity};
+use super::pause;
 
 /// What the proxy remembers about one client: its registered description
 /// (shared with CLIENT LIST) and what only its own session reads.
@@ -142,6 +143,8 @@ pub fn answer(
         "client|list" => client_commands::list(proxy, req),
         "client|kill" => client_commands::kill(proxy, client, req),
         "client|unblock" => blocking::unblock(proxy, req),
+        "client|pause" => pause::client_pause(&proxy.pause, req),
+        "client|unpause" => pause::client_unpause(&proxy.pause),
         "client|setinfo" => client_commands::setinfo(client, req),
         "client|no-evict" => match client_commands::on_off(arg(2)) {
             Some(on) => {

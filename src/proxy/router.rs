@@ -110,7 +110,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
         | "readwrite" | "client|setname" | "client|getname" | "client|id" | "client|info"
         | "client|list" | "client|kill" | "client|setinfo" | "client|no-evict" | "client|reply"
-        | "client|unblock" => Local,
+        | "client|unblock" | "client|pause" | "client|unpause" => Local,
         // The proxy presents itself as a cluster of its own (emulation.rs).
         "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
         | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"

@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -38,6 +39,7 @@ use super::dispatch::{
 };
 use super::local::{self, ClientState, LocalReply, ReplyMode};
 use super::multikey::execute_split;
+use super::pause::may_replicate;
 use super::pubsub::{self, Exit};
 use super::pubsub_introspect;
 use super::router::{Handling, Route, handling, route_with};
@@ -92,10 +94,14 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut blocked_noted = false;
     // The last request dispatched in this turn, and whether it blocks.
     let mut last_dispatched: Option<(&'static str, bool)> = None;
+    // CLIENT PAUSE holds the request in `held`: completes when the pause
+    // ends or changes.
+    let mut paused: Option<BoxFuture<'static, ()>> = None;
     loop {
         // Dispatch every complete request in the buffer, up to the limit;
-        // nothing while a request that runs alone is in flight.
-        while !closing && owed.len() < max_inflight && !owed.has_barrier() {
+        // nothing while a request that runs alone is in flight, or while
+        // CLIENT PAUSE holds the next one.
+        while !closing && owed.len() < max_inflight && !owed.has_barrier() && paused.is_none() {
             let next = match held.take() {
                 Some(req) => Ok(Some(req)),
                 None => decoder.decode(&mut input),
@@ -103,6 +109,12 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
             match next {
                 Ok(Some(req)) => {
                     let (spec, route) = route_with(&req, || proxy.cluster.learned());
+                    if let Some(wait) = proxy.pause.hold(|| may_replicate(spec, tx.may_replicate()))
+                    {
+                        held = Some(req);
+                        paused = Some(wait);
+                        break;
+                    }
                     if !owed.is_empty() && is_barrier(&tx, spec, &route) {
                         held = Some(req);
                         break;
@@ -213,6 +225,9 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 }
                 Ok(_) => arrived = Instant::now(),
             },
+            () = async { if let Some(wait) = paused.as_mut() { wait.await } }, if paused.is_some() => {
+                paused = None;
+            }
             () = &mut flush_timer, if flush_armed => {
                 recorder.flush();
                 flush_armed = false;
