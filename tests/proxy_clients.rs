@@ -289,6 +289,11 @@ fn client_reply(backend: Backend) {
     assert_eq!(c.cmd(&["PING"]).expect_str(), "PONG");
 }
 
+/// `c`'s error reply to `args`.
+fn error(c: &mut TestClient, args: &[&str]) -> String {
+    c.cmd(args).expect_error().to_string()
+}
+
 /// How long `c` takes to answer `args`.
 fn timed(c: &mut TestClient, args: &[&str]) -> (Reply, Duration) {
     let started = Instant::now();
@@ -345,7 +350,6 @@ fn client_pause(backend: Backend) {
     assert!(held >= early, "the pausing client's PING held {held:?}");
 
     // Redis's errors, in Redis's order.
-    let error = |c: &mut TestClient, args: &[&str]| c.cmd(args).expect_error().to_string();
     assert_eq!(
         error(&mut admin, &["CLIENT", "PAUSE", "x"]),
         "ERR timeout is not an integer or out of range"
@@ -407,7 +411,6 @@ fn client_unblock(backend: Backend) {
         );
         assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).expect_int(), 0);
     }
-    let error = |c: &mut TestClient, args: &[&str]| c.cmd(args).expect_error().to_string();
     assert_eq!(
         error(&mut admin, &["CLIENT", "UNBLOCK", "x"]),
         "ERR value is not an integer or out of range"

@@ -21,6 +21,7 @@ use crate::resp::request::parse_int;
 
 use super::Proxy;
 use super::backend::Node;
+use super::client_commands::too_many_arguments;
 use super::clients::ClientHandle;
 use super::dedicated::{DedicatedConn, ReplyWait};
 use super::dispatch::{Target, execute};
@@ -119,10 +120,7 @@ impl Drop for BlockedGuard<'_> {
 pub fn unblock(proxy: &Arc<Proxy>, req: &Request) -> LocalReply {
     let arg = |i| req.arg(i).unwrap_or_default();
     if req.len() > 4 {
-        return error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(arg(1))
-        ));
+        return too_many_arguments(req);
     }
     let mode = match req.arg(3) {
         None => "TIMEOUT",
@@ -140,6 +138,10 @@ pub fn unblock(proxy: &Arc<Proxy>, req: &Request) -> LocalReply {
     let Some(BlockedOn { node, backend_id }) = blocked else {
         return integer(0);
     };
+    // Should the command end, and its connection go back to the pool and
+    // block for another client, before this reaches the node, that client
+    // is the one unblocked: it gets a timeout reply or an error, never loses
+    // an element. The window is one round trip wide.
     let request = Request::from_args(&["CLIENT", "UNBLOCK", &backend_id.to_string(), mode])
         .raw()
         .clone();

@@ -23,6 +23,7 @@ use crate::command::{CommandSpec, flags};
 use crate::resp::Request;
 use crate::resp::request::parse_int;
 
+use super::client_commands::too_many_arguments;
 use super::local::{LocalReply, OK, error};
 
 /// Commands Redis flags `may-replicate` that are not writes: a WRITE pause
@@ -132,10 +133,7 @@ pub fn may_replicate(spec: Option<&CommandSpec>, exec_may_replicate: bool) -> bo
 pub fn client_pause(pause: &ClientPause, req: &Request) -> LocalReply {
     let arg = |i| req.arg(i).unwrap_or_default();
     if req.len() > 4 {
-        return error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(arg(1))
-        ));
+        return too_many_arguments(req);
     }
     let all = match req.arg(3) {
         None => true,
