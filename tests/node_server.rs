@@ -972,3 +972,48 @@ fn redis_benchmark_runs_without_warnings() {
         "{stdout}"
     );
 }
+
+/// CLIENT UNBLOCK ends another client's blocking command as redis-server
+/// does: the command's timeout reply (TIMEOUT) or an `-UNBLOCKED` error
+/// (ERROR); `:0` for a client that is not blocked; Redis's errors.
+#[test]
+fn client_unblock_matches_redis_server() {
+    let Some(bins) = require_redis() else { return };
+    let mut pair = NodePair::start(&bins);
+    let mut replies = Vec::new();
+    for server in [&pair.builtin.server, &pair.redis.server] {
+        let mut blocked = server.client();
+        let mut admin = server.client();
+        let id = blocked.cmd(&["CLIENT", "ID"]).expect_int().to_string();
+        let mut seen = vec![admin.cmd(&["CLIENT", "UNBLOCK", &id])];
+        for (command, mode) in [
+            (&["BLPOP", "{u}l", "0"][..], "TIMEOUT"),
+            (&["BZPOPMIN", "{u}z", "0"], "ERROR"),
+            (&["BRPOP", "{u}l", "0"], "ERROR"),
+            (&["BLMOVE", "{u}l", "{u}m", "LEFT", "LEFT", "0"], "TIMEOUT"),
+        ] {
+            blocked.send_raw(&encode_command(command));
+            let unblocked =
+                try_eventually(Duration::from_secs(5), Duration::from_millis(10), || {
+                    admin.cmd(&["CLIENT", "UNBLOCK", &id, mode]).expect_int() == 1
+                });
+            let reply = blocked.read_reply();
+            assert!(unblocked.is_ok(), "{command:?}: {reply:?}");
+            seen.push(reply);
+        }
+        seen.push(blocked.cmd(&["PING"]));
+        replies.push(seen);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert_eq!(
+        replies[0][2].expect_error(),
+        "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+    );
+    pair.same_all(&[
+        &["CLIENT", "UNBLOCK", "x"],
+        &["CLIENT", "UNBLOCK", "x", "LATER"],
+        &["CLIENT", "UNBLOCK", "1", "TIMEOUT", "x"],
+        &["CLIENT", "UNBLOCK", "-1"],
+        &["CLIENT", "UNBLOCK", "999999"],
+    ]);
+}

@@ -1,6 +1,6 @@
 //! CLIENT commands about the proxy's own clients: LIST, INFO, KILL across
 //! worker threads (blocked and subscribed clients included), SETINFO,
-//! NO-EVICT, REPLY.
+//! NO-EVICT, REPLY, PAUSE/UNPAUSE, UNBLOCK.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -289,7 +289,149 @@ fn client_reply(backend: Backend) {
     assert_eq!(c.cmd(&["PING"]).expect_str(), "PONG");
 }
 
-on_both_backends!(client_list_and_info, client_kill, client_reply);
+/// `c`'s error reply to `args`.
+fn error(c: &mut TestClient, args: &[&str]) -> String {
+    c.cmd(args).expect_error().to_string()
+}
+
+/// How long `c` takes to answer `args`.
+fn timed(c: &mut TestClient, args: &[&str]) -> (Reply, Duration) {
+    let started = Instant::now();
+    let reply = c.cmd(args);
+    (reply, started.elapsed())
+}
+
+/// CLIENT PAUSE holds (never refuses) the proxy's clients' commands until
+/// the pause ends: all of them in ALL mode, the pausing client's too, as in
+/// Redis; only writes in WRITE mode. CLIENT UNPAUSE ends it early.
+fn client_pause(backend: Backend) {
+    let Some((_cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let pause = Duration::from_millis(300);
+    let early = pause * 4 / 5;
+    let mut admin = proxy.client();
+    let mut other = proxy.client();
+    other.cmd(&["SET", "pk", "0"]).expect_ok();
+
+    admin.cmd(&["CLIENT", "PAUSE", "300"]).expect_ok();
+    let (reply, held) = timed(&mut other, &["SET", "pk", "1"]);
+    reply.expect_ok();
+    assert!(held >= early && held < pause * 4, "SET held {held:?}");
+
+    // WRITE: reads go through at once, writes wait.
+    admin.cmd(&["CLIENT", "PAUSE", "300", "WRITE"]).expect_ok();
+    let (reply, read) = timed(&mut other, &["GET", "pk"]);
+    assert_eq!(reply.expect_str(), "1");
+    let (reply, held) = timed(&mut other, &["INCR", "pk"]);
+    assert_eq!(reply.expect_int(), 2);
+    assert!(read < early, "GET held {read:?} by a WRITE pause");
+    assert!(
+        held + read >= early && held < pause * 4,
+        "INCR held {held:?}"
+    );
+
+    // UNPAUSE releases a held write at once (a WRITE pause lets UNPAUSE
+    // itself through).
+    admin
+        .cmd(&["CLIENT", "PAUSE", "20000", "WRITE"])
+        .expect_ok();
+    let started = Instant::now();
+    other.send_raw(&encode_command(&["INCR", "pk"]));
+    assert!(other.read_raw_for(Duration::from_millis(300)).is_empty());
+    admin.cmd(&["CLIENT", "UNPAUSE"]).expect_ok();
+    assert_eq!(other.read_reply().expect_int(), 3);
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // The pausing client is paused like any other.
+    admin.cmd(&["CLIENT", "PAUSE", "300", "ALL"]).expect_ok();
+    let (reply, held) = timed(&mut admin, &["PING"]);
+    assert_eq!(reply.expect_str(), "PONG");
+    assert!(held >= early, "the pausing client's PING held {held:?}");
+
+    // Redis's errors, in Redis's order.
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "PAUSE", "x"]),
+        "ERR timeout is not an integer or out of range"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "PAUSE", "-1"]),
+        "ERR timeout is negative"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "PAUSE", "x", "SOMETIMES"]),
+        "ERR CLIENT PAUSE mode must be WRITE or ALL"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "PAUSE", "9223372036854775807"]),
+        "ERR timeout is out of range"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "PAUSE", "1", "ALL", "x"]),
+        "ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP."
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "UNPAUSE", "x"]),
+        "ERR wrong number of arguments for 'client|unpause' command"
+    );
+}
+
+/// CLIENT UNBLOCK ends a proxy client's blocking command the way Redis
+/// does, through the node that holds it blocked: TIMEOUT answers the
+/// command's timeout reply, ERROR an `-UNBLOCKED` error; the client's
+/// connection stays usable. A client not blocked gets `:0`.
+fn client_unblock(backend: Backend) {
+    let Some((_cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let mut blocked = proxy.client();
+    let mut admin = proxy.client();
+    let id = blocked.cmd(&["CLIENT", "ID"]).expect_int().to_string();
+    assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).expect_int(), 0);
+    for (mode, list) in [("TIMEOUT", "ub:t"), ("ERROR", "ub:e")] {
+        blocked.send_raw(&encode_command(&["BLPOP", list, "0"]));
+        // It counts as blocked once the node holds it.
+        eventually(Duration::from_secs(5), Duration::from_millis(20), || {
+            admin.cmd(&["CLIENT", "UNBLOCK", &id, mode]).expect_int() == 1
+        });
+        let reply = blocked.read_reply();
+        match mode {
+            "TIMEOUT" => assert!(reply.is_nil(), "{mode}: {reply:?}"),
+            _ => assert_eq!(
+                reply.expect_error(),
+                "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+            ),
+        }
+        // Still usable, blocking commands included.
+        assert_eq!(blocked.cmd(&["RPUSH", list, "x"]).expect_int(), 1);
+        let popped = blocked.cmd(&["BLPOP", list, "0"]);
+        assert_eq!(
+            popped,
+            Reply::Array(Some(vec![Reply::bulk(list), Reply::bulk("x")]))
+        );
+        assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).expect_int(), 0);
+    }
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "UNBLOCK", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "UNBLOCK", "x", "LATER"]),
+        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    );
+    assert_eq!(
+        error(&mut admin, &["CLIENT", "UNBLOCK", &id, "TIMEOUT", "x"]),
+        "ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP."
+    );
+}
+
+on_both_backends!(
+    client_list_and_info,
+    client_kill,
+    client_reply,
+    client_pause,
+    client_unblock
+);
 
 /// WAIT counts the replicas that acknowledged this client's writes, on every
 /// master it wrote to, without holding up anyone else's requests.

@@ -84,7 +84,102 @@ fn a_frozen_master_is_replaced_and_demoted_when_it_wakes(backend: Backend) {
     assert_eq!(cluster.master_for_slot(key_slot(b"fz:0")), Some(replica));
 }
 
+/// The proxy's request timeout in the frozen-transaction test.
+const REQUEST_TIMEOUT_MS: u64 = 500;
+
+/// A master frozen (SIGSTOP) under transactions and a blocking command on
+/// dedicated connections: an EXEC already written fails after the request
+/// timeout with the error the shared path gives a write whose outcome is
+/// unknown, both on a pooled connection and on the one a WATCH pinned; a
+/// blocking command fails after its own timeout plus the request timeout.
+/// None waits forever. On a healthy master, a blocking command may wait its
+/// own timeout past the request timeout without being cut short.
+fn a_frozen_master_fails_dedicated_connections_after_their_deadline(backend: Backend) {
+    let opts = ProxyOptions {
+        env: vec![(
+            "SLOTWAY_BACKEND__REQUEST_TIMEOUT_MS".into(),
+            REQUEST_TIMEOUT_MS.to_string(),
+        )],
+        ..ProxyOptions::default()
+    };
+    let Some((mut cluster, proxy)) = cluster_with_proxy(backend, 0, opts) else {
+        return;
+    };
+    let (key, list) = ("{frozen}k", "{frozen}list");
+    let request_timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+    let mut plain = proxy.client();
+    let mut watcher = proxy.client();
+    let mut blocker = proxy.client();
+    // Three blocked at once: three dedicated connections to the master,
+    // idle in the pool afterwards.
+    let started = Instant::now();
+    for c in [&mut plain, &mut watcher, &mut blocker] {
+        c.send_raw(&encode_command(&["BLPOP", list, "1"]));
+    }
+    for c in [&mut plain, &mut watcher, &mut blocker] {
+        assert!(c.read_reply().is_nil());
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "BLPOP 1 answered after {waited:?}"
+    );
+    // The watch pins one; the other two stay idle, open to the master.
+    watcher.cmd(&["WATCH", key]).expect_ok();
+    watcher.cmd(&["MULTI"]).expect_ok();
+    assert_eq!(watcher.cmd(&["SET", key, "w"]).expect_str(), "QUEUED");
+    plain.cmd(&["MULTI"]).expect_ok();
+    plain.cmd(&["INCR", key]);
+
+    let victim = cluster.master_for_slot(key_slot(key.as_bytes())).unwrap();
+    cluster.stop(victim);
+    let (unwatched, unwatched_took) = timed(&mut plain, &["EXEC"]);
+    let (watched, watched_took) = timed(&mut watcher, &["EXEC"]);
+    let (blocked, blocked_took) = timed(&mut blocker, &["BLPOP", list, "1"]);
+    cluster.cont(victim);
+
+    eprintln!(
+        "{}: on a frozen master EXEC answered after {unwatched_took:?} (pooled) and \
+         {watched_took:?} (watched), BLPOP 1 after {blocked_took:?}",
+        backend.name()
+    );
+    for (what, reply, took, deadline) in [
+        ("pooled EXEC", &unwatched, unwatched_took, request_timeout),
+        ("watched EXEC", &watched, watched_took, request_timeout),
+        (
+            "BLPOP 1",
+            &blocked,
+            blocked_took,
+            Duration::from_secs(1) + request_timeout,
+        ),
+    ] {
+        let error = reply
+            .as_error()
+            .unwrap_or_else(|| panic!("{what}: {reply:?}"));
+        assert!(
+            error.starts_with("ERR outcome unknown: the connection to master"),
+            "{what}: {error}"
+        );
+        assert!(
+            took >= deadline * 4 / 5 && took < deadline + Duration::from_millis(1500),
+            "{what}: answered after {took:?}, deadline {deadline:?}"
+        );
+    }
+    // Every client carries on.
+    for c in [&mut plain, &mut watcher, &mut blocker] {
+        assert_eq!(c.cmd(&["PING"]).expect_str(), "PONG");
+    }
+}
+
+/// `c`'s reply to `args`, and how long it took.
+fn timed(c: &mut TestClient, args: &[&str]) -> (Reply, Duration) {
+    let started = Instant::now();
+    let reply = c.cmd(args);
+    (reply, started.elapsed())
+}
+
 on_both_backends!(
     a_killed_master_is_replaced_without_failed_reads_or_lost_writes,
     a_frozen_master_is_replaced_and_demoted_when_it_wakes,
+    a_frozen_master_fails_dedicated_connections_after_their_deadline,
 );

@@ -246,7 +246,19 @@ pub struct ClientHandle {
     snapshot: Mutex<Snapshot>,
     pushes: Mutex<Pushes>,
     pushed: Notify,
+    /// CLIENT UNBLOCK's request for the command this client is blocked in.
+    unblock: Mutex<Option<Unblock>>,
+    unblocked: Notify,
     kill: CancellationToken,
+}
+
+/// How CLIENT UNBLOCK ends a blocked command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unblock {
+    /// The command's timeout reply.
+    Timeout,
+    /// `-UNBLOCKED client unblocked via CLIENT UNBLOCK`.
+    Error,
 }
 
 /// Locks `m`, ignoring poisoning: no code panics while holding these.
@@ -279,6 +291,8 @@ impl ClientHandle {
             }),
             pushes: Mutex::new(Pushes::default()),
             pushed: Notify::new(),
+            unblock: Mutex::new(None),
+            unblocked: Notify::new(),
             kill: CancellationToken::new(),
         }
     }
@@ -297,6 +311,24 @@ impl ClientHandle {
     /// output limit).
     pub fn kill(&self) {
         self.kill.cancel();
+    }
+
+    /// Asks the client's blocked command to end now (CLIENT UNBLOCK, under
+    /// the node lock that saw it blocked).
+    pub fn request_unblock(&self, how: Unblock) {
+        *lock(&self.unblock) = Some(how);
+        self.unblocked.notify_one();
+    }
+
+    /// The pending CLIENT UNBLOCK request, taken.
+    pub fn take_unblock(&self) -> Option<Unblock> {
+        lock(&self.unblock).take()
+    }
+
+    /// Resolves once CLIENT UNBLOCK was asked (possibly for an earlier
+    /// block: check [`ClientHandle::take_unblock`]).
+    pub async fn unblock_requested(&self) {
+        self.unblocked.notified().await;
     }
 
     pub fn is_killed(&self) -> bool {

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use super::aof;
-use super::client::{ClientHandle, ClientState, ReplyMode};
+use super::client::{ClientHandle, ClientState, ReplyMode, Unblock};
 use super::cmd::{self, Outcome};
 use super::db::unix_ms;
 use super::replication;
@@ -165,8 +165,13 @@ async fn sample_loop(shared: Arc<Shared>) {
 enum Wake {
     Written,
     Timeout,
+    /// CLIENT UNBLOCK (or a stale wake-up for an earlier block).
+    Unblocked,
     Gone,
 }
+
+/// What a blocked command answers when CLIENT UNBLOCK ends it with ERROR.
+const UNBLOCKED: &[u8] = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n";
 
 /// One client connection.
 struct Connection {
@@ -514,6 +519,7 @@ impl Connection {
             tokio::select! {
                 () = self.wake.notified() => Wake::Written,
                 () = timeout => Wake::Timeout,
+                () = handle.unblock_requested() => Wake::Unblocked,
                 () = handle.killed() => Wake::Gone,
                 () = self.shared.shutdown.cancelled() => Wake::Gone,
                 // A blocked client that hangs up must not take an element
@@ -521,24 +527,30 @@ impl Connection {
                 () = until_hangup(&mut self.stream, &mut self.input, &mut self.net_in) => Wake::Gone,
             }
         };
-        {
+        // CLIENT UNBLOCK saw this client blocked under the node lock, so its
+        // request is taken under the same lock: it wins over a write or the
+        // timeout that woke the client meanwhile (nothing was served yet).
+        let unblock = {
             let mut node = self.shared.lock();
             for key in &keys {
                 node.events.unblock(key, &self.wake);
             }
             node.stats.blocked_clients = node.stats.blocked_clients.saturating_sub(1);
             handle.set_blocked(false);
-        }
-        match woken {
-            // Run it again first: it blocks again if another client won.
-            Wake::Written => {
-                self.pending.push_front(req);
-                self.retry_deadline = Some(deadline);
-            }
-            Wake::Timeout => self.late_reply(timeout_reply),
-            Wake::Gone => {
+            handle.take_unblock()
+        };
+        match (woken, unblock) {
+            (Wake::Gone, _) => {
                 self.pending.clear();
                 self.closing = true;
+            }
+            (_, Some(Unblock::Timeout)) | (Wake::Timeout, None) => self.late_reply(timeout_reply),
+            (_, Some(Unblock::Error)) => self.late_reply(UNBLOCKED),
+            // Run it again first: it blocks again if another client won (or
+            // the wake-up was left over from an earlier unblock).
+            (Wake::Written | Wake::Unblocked, None) => {
+                self.pending.push_front(req);
+                self.retry_deadline = Some(deadline);
             }
         }
     }

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::resp::reply::reply_len;
 
 use super::dedicated::DedicatedPool;
+use super::multikey::parse_integer;
 use super::workers::{self, Workers};
 use crate::metrics::{BackendErrorKind, NodeMetrics};
 
@@ -74,6 +75,7 @@ pub type ReplyResult = Result<Bytes, BackendError>;
 /// `ASKING`, sent before a request redirected by `-ASK`.
 pub(super) const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+const CLIENT_ID: &[u8] = b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
 /// Requests waiting to be written to one node beyond which the link stops
 /// taking more from its queue until the node reads what it was sent.
 const MAX_UNWRITTEN: usize = 4 * 1024 * 1024;
@@ -196,6 +198,7 @@ impl Node {
                 addr.clone(),
                 settings.max_dedicated,
                 settings.connect_timeout,
+                settings.request_timeout,
             )),
             addr,
             next: AtomicUsize::new(0),
@@ -315,34 +318,67 @@ fn fail(shared: &LinkShared, p: Pending, kind: FailureKind, sent: Sent) {
     }));
 }
 
+/// An open connection: its halves and the bytes read past the handshake.
+pub(super) type Connection = (OwnedReadHalf, OwnedWriteHalf, BytesMut);
+
 /// Connects and checks the node answers a PING before declaring it ready,
 /// so a frozen process whose kernel still accepts connections is not used.
-pub(super) async fn connect(
+pub(super) async fn connect(addr: &str, timeout: Duration) -> std::io::Result<Connection> {
+    handshake(addr, timeout, false)
+        .await
+        .map(|(reader, writer, input, _)| (reader, writer, input))
+}
+
+/// [`connect`], also asking the connection's `CLIENT ID` in the same write
+/// (no extra round trip): what CLIENT UNBLOCK names it by on the node.
+/// `None` when the node refuses CLIENT ID (a renamed command).
+pub(super) async fn connect_identified(
     addr: &str,
     timeout: Duration,
-) -> std::io::Result<(OwnedReadHalf, OwnedWriteHalf, BytesMut)> {
+) -> std::io::Result<(OwnedReadHalf, OwnedWriteHalf, BytesMut, Option<i64>)> {
+    handshake(addr, timeout, true).await
+}
+
+async fn handshake(
+    addr: &str,
+    timeout: Duration,
+    identify: bool,
+) -> std::io::Result<(OwnedReadHalf, OwnedWriteHalf, BytesMut, Option<i64>)> {
     let attempt = async {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (mut reader, mut writer) = stream.into_split();
-        writer.write_all(PING).await?;
+        if identify {
+            writer.write_all(&[PING, CLIENT_ID].concat()).await?;
+        } else {
+            writer.write_all(PING).await?;
+        }
         let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut replies = Vec::with_capacity(2);
+        let wanted = if identify { 2 } else { 1 };
         loop {
-            if let Some(len) = reply_len(&buf).map_err(std::io::Error::other)? {
-                let reply = buf.split_to(len);
-                if reply.first() != Some(&b'+') {
-                    // -LOADING and friends: not ready yet.
-                    return Err(std::io::Error::other(format!(
-                        "PING answered {}",
-                        String::from_utf8_lossy(&reply).trim_end()
-                    )));
+            while let Some(len) = reply_len(&buf).map_err(std::io::Error::other)? {
+                replies.push(buf.split_to(len).freeze());
+                if replies.len() == wanted {
+                    break;
                 }
-                return Ok((reader, writer, buf));
+            }
+            if replies.len() == wanted {
+                break;
             }
             if reader.read_buf(&mut buf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
+        if replies[0].first() != Some(&b'+') {
+            // -LOADING and friends: not ready yet.
+            return Err(std::io::Error::other(format!(
+                "PING answered {}",
+                String::from_utf8_lossy(&replies[0]).trim_end()
+            )));
+        }
+        let id = replies.get(1).and_then(|r| parse_integer(r));
+        Ok((reader, writer, buf, id))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,

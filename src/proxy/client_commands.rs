@@ -237,6 +237,14 @@ pub fn reply(client: &mut ClientState, mode: &[u8]) -> LocalReply {
     }
 }
 
+/// Redis's reply to a CLIENT subcommand with too many arguments.
+pub fn too_many_arguments(req: &Request) -> LocalReply {
+    error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+        String::from_utf8_lossy(req.arg(1).unwrap_or_default())
+    ))
+}
+
 fn parse_i64(arg: &[u8]) -> Option<i64> {
     std::str::from_utf8(arg).ok()?.parse().ok()
 }

@@ -16,6 +16,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::blocking::BlockedOn;
+
 /// Every connected client, by id.
 #[derive(Default)]
 pub struct Registry {
@@ -58,6 +60,11 @@ impl Registry {
         }
     }
 
+    /// Client `id`, if connected.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.lock().get(&id).cloned()
+    }
+
     /// Every client, in id order (a snapshot).
     pub fn all(&self) -> Vec<Arc<ClientHandle>> {
         self.lock().values().cloned().collect()
@@ -74,6 +81,8 @@ pub struct ClientHandle {
     pub fd: i64,
     created: Instant,
     details: Mutex<Details>,
+    /// The node connection its blocking command waits on (CLIENT UNBLOCK).
+    blocked_on: Mutex<Option<BlockedOn>>,
     kill: CancellationToken,
 }
 
@@ -130,6 +139,7 @@ impl ClientHandle {
                 no_evict: false,
                 resp: 2,
             }),
+            blocked_on: Mutex::new(None),
             kill: CancellationToken::new(),
         }
     }
@@ -137,6 +147,21 @@ impl ClientHandle {
     /// The client's details, to read or change.
     pub fn details(&self) -> MutexGuard<'_, Details> {
         self.details.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Where its blocking command waits, while it does.
+    pub fn blocked_on(&self) -> Option<BlockedOn> {
+        self.blocked_on
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_blocked_on(&self, blocked: Option<BlockedOn>) {
+        *self
+            .blocked_on
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = blocked;
     }
 
     /// Completes once the client was killed.

@@ -7,8 +7,15 @@
 //! at once, in use or idle. A connection goes back to the pool only in a
 //! known state: clean ones at once, others after a `RESET` answered
 //! `+RESET` ([`DedicatedConn::recycle`]). Dropping a connection closes it,
-//! which is also how a blocked command is cancelled: the node cannot be
-//! told otherwise.
+//! which is also how a blocked command is cancelled when its client leaves.
+//!
+//! A frozen node (SIGSTOP, a hung host) keeps its sockets open and answers
+//! nothing, so every wait on a dedicated connection is bounded: a reply
+//! must come within the request timeout ([`ReplyWait::Prompt`]), or within a
+//! blocking command's own timeout plus the request timeout. Only a blocking
+//! command that waits forever (timeout 0) waits forever: a frozen node is
+//! then indistinguishable from an empty list. A connection that timed out
+//! is dropped, never reused: its reply may still come.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,13 +27,26 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::resp::reply::reply_len;
 
-use super::backend::{BackendError, FailureKind, Sent, connect};
+use super::backend::{BackendError, FailureKind, Sent, connect_identified};
 
 /// Idle connections kept per node for reuse; more are closed.
 const MAX_IDLE: usize = 16;
 const RESET: &[u8] = b"*1\r\n$5\r\nRESET\r\n";
 /// How long a recycled connection may take to answer its `RESET`.
 const RESET_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a reply on a dedicated connection may take before the node
+/// counts as failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyWait {
+    /// The request timeout: the node answers at once, or it is failing.
+    Prompt,
+    /// A blocking command that may itself wait this long: that, plus the
+    /// request timeout.
+    Blocking(Duration),
+    /// A blocking command without a timeout.
+    Forever,
+}
 
 /// Why no dedicated connection could be had.
 #[derive(Debug)]
@@ -63,10 +83,16 @@ pub struct DedicatedPool {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<DedicatedConn>>,
     connect_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl DedicatedPool {
-    pub fn new(addr: Arc<str>, max: usize, connect_timeout: Duration) -> DedicatedPool {
+    pub fn new(
+        addr: Arc<str>,
+        max: usize,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> DedicatedPool {
         let max = max.max(1);
         DedicatedPool {
             addr,
@@ -74,6 +100,7 @@ impl DedicatedPool {
             permits: Arc::new(Semaphore::new(max)),
             idle: Mutex::new(Vec::new()),
             connect_timeout,
+            request_timeout,
         }
     }
 
@@ -99,14 +126,15 @@ impl DedicatedPool {
                 max: self.max,
             }
         })?;
-        match connect(&self.addr, self.connect_timeout).await {
-            Ok((reader, writer, input)) => Ok(DedicatedConn {
+        match connect_identified(&self.addr, self.connect_timeout).await {
+            Ok((reader, writer, input, backend_id)) => Ok(DedicatedConn {
                 frames: FrameReader {
                     reader,
                     input,
                     addr: self.addr.clone(),
                 },
                 writer,
+                backend_id,
                 pool: self.clone(),
                 _permit: permit,
             }),
@@ -197,6 +225,8 @@ impl FrameReader {
 pub struct DedicatedConn {
     frames: FrameReader,
     writer: OwnedWriteHalf,
+    /// The connection's `CLIENT ID` on the node (CLIENT UNBLOCK).
+    backend_id: Option<i64>,
     pool: Arc<DedicatedPool>,
     _permit: OwnedSemaphorePermit,
 }
@@ -204,6 +234,11 @@ pub struct DedicatedConn {
 impl DedicatedConn {
     pub fn addr(&self) -> &Arc<str> {
         &self.pool.addr
+    }
+
+    /// The connection's client id on its node, when the node told it.
+    pub fn backend_id(&self) -> Option<i64> {
+        self.backend_id
     }
 
     /// True unless the node closed the connection (or sent something
@@ -216,27 +251,47 @@ impl DedicatedConn {
         matches!(self.frames.reader.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
-    /// Writes `bytes` (one or more requests).
+    /// Writes `bytes` (one or more requests), within the request timeout
+    /// (a frozen node stops reading once its socket buffer is full).
     ///
     /// # Errors
     /// A [`BackendError`] that may have been sent.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
-        match self.writer.write_all(bytes).await {
-            Ok(()) => Ok(()),
-            Err(_) => Err(self.frames.error(FailureKind::Closed)),
+        match tokio::time::timeout(self.pool.request_timeout, self.writer.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(self.frames.error(FailureKind::Closed)),
         }
     }
 
-    /// The next reply, however long it takes.
+    /// The next reply, within the request timeout.
     ///
     /// # Errors
-    /// A [`BackendError`] when the connection closes or the bytes are not
-    /// RESP.
+    /// A [`BackendError`] when the connection closes, the bytes are not
+    /// RESP, or the node does not answer in time.
     pub async fn read_reply(&mut self) -> Result<Bytes, BackendError> {
-        self.frames.read_frame().await
+        self.read_reply_within(ReplyWait::Prompt).await
     }
 
-    /// Sends one request and reads its reply.
+    /// The next reply, within `wait`.
+    ///
+    /// # Errors
+    /// As [`DedicatedConn::read_reply`].
+    pub async fn read_reply_within(&mut self, wait: ReplyWait) -> Result<Bytes, BackendError> {
+        let limit = match wait {
+            ReplyWait::Prompt => self.pool.request_timeout,
+            ReplyWait::Blocking(own) => own.saturating_add(self.pool.request_timeout),
+            ReplyWait::Forever => return self.frames.read_frame().await,
+        };
+        match tokio::time::timeout(limit, self.frames.read_frame()).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::debug!(addr = %self.pool.addr, ?limit, "node stopped answering on a dedicated connection");
+                Err(self.frames.error(FailureKind::Closed))
+            }
+        }
+    }
+
+    /// Sends one request and reads its reply, within the request timeout.
     ///
     /// # Errors
     /// As [`DedicatedConn::write`] and [`DedicatedConn::read_reply`].

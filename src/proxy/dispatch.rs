@@ -27,7 +27,9 @@ use crate::metrics::{BackendErrorKind, RedirectKind};
 
 use super::Proxy;
 use super::backend::{ASKING, BackendError, FailureKind, Node, ReplyResult, Sent};
-use super::dedicated::Pinned;
+use super::blocking::BlockedOn;
+use super::clients::ClientHandle;
+use super::dedicated::{Pinned, ReplyWait};
 use super::refresh::RefreshReason;
 
 /// Where a request should go.
@@ -173,15 +175,24 @@ pub async fn execute_after(
 
 /// Like [`execute`], on a dedicated connection of the node's pool rather
 /// than a shared link: for a blocking command, which may hold its connection
-/// for as long as it blocks. Dropping the future closes the connection,
-/// which is the only way to cancel the command on the node.
+/// for as long as it blocks, and whose reply may take `wait`. Dropping the
+/// future closes the connection, which cancels the command on the node.
+/// With `blocked`, the client's handle names the connection while the
+/// command waits, so CLIENT UNBLOCK can reach it.
 pub async fn execute_dedicated(
     proxy: &Proxy,
     request: Bytes,
     target: Target,
     readonly: bool,
+    wait: ReplyWait,
+    blocked: Option<&ClientHandle>,
 ) -> Bytes {
-    execute_via(proxy, request, target, readonly, None, Via::Dedicated(None)).await
+    let via = Via::Dedicated(Dedicated {
+        keep: None,
+        wait,
+        blocked,
+    });
+    execute_via(proxy, request, target, readonly, None, via).await
 }
 
 /// Like [`execute_dedicated`], for a request that leaves state on its
@@ -194,15 +205,12 @@ pub async fn execute_pinned(
     target: Target,
     pinned: &Pinned,
 ) -> Bytes {
-    execute_via(
-        proxy,
-        request,
-        target,
-        true,
-        None,
-        Via::Dedicated(Some(pinned)),
-    )
-    .await
+    let via = Via::Dedicated(Dedicated {
+        keep: Some(pinned),
+        wait: ReplyWait::Prompt,
+        blocked: None,
+    });
+    execute_via(proxy, request, target, true, None, via).await
 }
 
 /// Which connection a request travels on.
@@ -210,20 +218,31 @@ pub async fn execute_pinned(
 enum Via<'a> {
     /// A multiplexed link shared by every client.
     Shared,
-    /// A connection of its own from the node's pool; kept in the [`Pinned`]
-    /// if there is one and the request succeeds.
-    Dedicated(Option<&'a Pinned>),
+    /// A connection of its own from the node's pool.
+    Dedicated(Dedicated<'a>),
+}
+
+/// How a request uses a dedicated connection.
+#[derive(Clone, Copy)]
+struct Dedicated<'a> {
+    /// Where the connection stays once the request succeeds (WATCH),
+    /// rather than going back to the pool.
+    keep: Option<&'a Pinned>,
+    /// How long the reply may take.
+    wait: ReplyWait,
+    /// The client waiting on it (a blocking command).
+    blocked: Option<&'a ClientHandle>,
 }
 
 /// Sends `request` on a dedicated connection to `node` and reads its reply.
 /// The connection goes back to the pool once the reply is in, or into
-/// `keep` when the reply is not an error. `Err` is a reply for the client:
-/// the pool is exhausted.
+/// `how.keep` when the reply is not an error. `Err` is a reply for the
+/// client: the pool is exhausted.
 async fn send_dedicated(
-    node: &Node,
+    node: &Arc<Node>,
     request: &Bytes,
     asking: bool,
-    keep: Option<&Pinned>,
+    how: Dedicated<'_>,
 ) -> Result<ReplyResult, Bytes> {
     let mut conn = match node.dedicated().acquire().await {
         Ok(conn) => conn,
@@ -234,10 +253,14 @@ async fn send_dedicated(
             conn.write(ASKING).await?;
             conn.read_reply().await?;
         }
-        conn.request(request).await
+        let _blocked = how
+            .blocked
+            .and_then(|client| BlockedOn::register(client, node, &conn));
+        conn.write(request).await?;
+        conn.read_reply_within(how.wait).await
     }
     .await;
-    match (&result, keep) {
+    match (&result, how.keep) {
         (Ok(reply), Some(keep)) if reply.first() != Some(&b'-') => keep.put(conn),
         (Ok(_), _) => conn.release(),
         (Err(_), _) => {}
@@ -291,7 +314,7 @@ async fn execute_via(
                         sent: Sent::Maybe,
                     }),
                 },
-                Via::Dedicated(keep) => match send_dedicated(&node, &request, asking, keep).await {
+                Via::Dedicated(how) => match send_dedicated(&node, &request, asking, how).await {
                     Ok(result) => result,
                     Err(reply) => return reply,
                 },

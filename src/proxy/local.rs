@@ -1,6 +1,7 @@
 //! Commands the proxy answers itself, as one plain Redis server would:
 //! PING, ECHO, QUIT, SELECT, HELLO, AUTH, INFO, CLIENT (the subcommands about
-//! the proxy's own clients are in [`super::client_commands`]),
+//! the proxy's own clients are in [`super::client_commands`], PAUSE in
+//! [`super::pause`], UNBLOCK in [`super::blocking`]),
 //! READONLY/READWRITE, ROLE, CLUSTER KEYSLOT, and the CLUSTER subcommands that
 //! present the proxy as a cluster of its own ([`super::emulation`]).
 
@@ -18,10 +19,12 @@ use crate::command::CommandSpec;
 use crate::resp::{Frame, Request, encode};
 
 use super::Proxy;
+use super::blocking;
 use super::client_commands;
 use super::clients::ClientHandle;
 use super::dispatch::ask_every_master;
 use super::emulation::{self, Identity};
+use super::pause;
 
 /// What the proxy remembers about one client: its registered description
 /// (shared with CLIENT LIST) and what only its own session reads.
@@ -156,6 +159,9 @@ pub fn answer(
         "client|info" => bulk(format!("{}\n", client.handle.line(Instant::now())).as_bytes()),
         "client|list" => client_commands::list(proxy, req),
         "client|kill" => client_commands::kill(proxy, client, req),
+        "client|unblock" => blocking::unblock(proxy, req),
+        "client|pause" => pause::client_pause(&proxy.pause, req),
+        "client|unpause" => pause::client_unpause(&proxy.pause),
         "client|setinfo" => client_commands::setinfo(client, req),
         "client|no-evict" => match client_commands::on_off(arg(2)) {
             Some(on) => {

@@ -6,6 +6,7 @@
 //! backend link ([`backend`]), and one task per client ([`session`]).
 
 pub mod backend;
+pub mod blocking;
 pub mod client_commands;
 pub mod clients;
 pub mod dedicated;
@@ -14,6 +15,7 @@ pub mod emulation;
 pub mod fanout;
 pub mod local;
 pub mod multikey;
+pub mod pause;
 pub mod pubsub;
 pub mod pubsub_introspect;
 pub mod refresh;
@@ -39,6 +41,7 @@ use crate::metrics::Metrics;
 
 use clients::{ClientHandle, Registry};
 use local::ClientState;
+use pause::ClientPause;
 use refresh::ClusterView;
 use scripts::ScriptCache;
 use workers::Workers;
@@ -68,6 +71,8 @@ pub struct Proxy {
     pub scripts: ScriptCache,
     /// Every connected client (CLIENT LIST, CLIENT KILL).
     pub clients: Arc<Registry>,
+    /// CLIENT PAUSE: this proxy's clients only.
+    pub pause: ClientPause,
     next_client_id: AtomicU64,
 }
 
@@ -156,6 +161,7 @@ pub fn start(
         workers,
         scripts: ScriptCache::default(),
         clients: Arc::default(),
+        pause: ClientPause::default(),
         next_client_id: AtomicU64::new(1),
     })
 }

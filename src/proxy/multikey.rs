@@ -142,7 +142,8 @@ pub fn merge(how: Merge, parts: &[Part<'_>], replies: &[Bytes]) -> Bytes {
     }
 }
 
-fn parse_integer(reply: &[u8]) -> Option<i64> {
+/// The value of an integer reply (`:42\r\n`).
+pub(super) fn parse_integer(reply: &[u8]) -> Option<i64> {
     let digits = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
     std::str::from_utf8(digits).ok()?.parse().ok()
 }

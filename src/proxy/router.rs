@@ -114,7 +114,7 @@ pub fn handling(spec: &CommandSpec) -> Handling {
         "ping" | "echo" | "quit" | "select" | "hello" | "info" | "auth" | "readonly"
         | "readwrite" | "client|setname" | "client|getname" | "client|id" | "client|info"
         | "client|list" | "client|kill" | "client|setinfo" | "client|no-evict" | "client|reply"
-        | "role" => Local,
+        | "client|unblock" | "client|pause" | "client|unpause" | "role" => Local,
         // The proxy presents itself as a cluster of its own (emulation.rs).
         "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
         | "cluster|info" | "cluster|myid" | "cluster|replicas" | "cluster|slaves"
@@ -557,6 +557,19 @@ fn blocking(route: Route) -> Route {
 /// which may be called anything; XREADGROUP's group and consumer names come
 /// first and may too).
 fn has_block_option(req: &Request) -> bool {
+    stream_options(req).any(|a| a.eq_ignore_ascii_case(b"BLOCK"))
+}
+
+/// The value of an XREAD/XREADGROUP request's BLOCK option (milliseconds),
+/// if it has one.
+pub(super) fn block_option(req: &Request) -> Option<&[u8]> {
+    let mut options = stream_options(req);
+    options.find(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
+    options.next()
+}
+
+/// The options of an XREAD/XREADGROUP request, up to STREAMS.
+fn stream_options(req: &Request) -> impl Iterator<Item = &[u8]> + '_ {
     let first_option = if req.name().eq_ignore_ascii_case(b"xreadgroup") {
         4
     } else {
@@ -565,7 +578,6 @@ fn has_block_option(req: &Request) -> bool {
     req.args()
         .skip(first_option)
         .take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"))
-        .any(|a| a.eq_ignore_ascii_case(b"BLOCK"))
 }
 
 /// The one slot all keys share; `Ok(None)` without keys, `Err` if they span

@@ -34,11 +34,13 @@ use crate::resp::{Request, RequestDecoder, encode};
 
 use super::Proxy;
 use super::backend::ReplyResult;
+use super::blocking;
 use super::dispatch::{
     Target, dropped_reply, execute, execute_after, execute_dedicated, is_final, send_to_slot,
 };
 use super::local::{self, ClientState, LocalReply, ReplyMode};
 use super::multikey::execute_split;
+use super::pause::may_replicate;
 use super::pubsub::{self, Exit};
 use super::pubsub_introspect;
 use super::router::{Handling, Route, handling, route_with};
@@ -93,10 +95,14 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
     let mut blocked_noted = false;
     // The last request dispatched in this turn, and whether it blocks.
     let mut last_dispatched: Option<(&'static str, bool)> = None;
+    // CLIENT PAUSE holds the request in `held`: completes when the pause
+    // ends or changes.
+    let mut paused: Option<BoxFuture<'static, ()>> = None;
     loop {
         // Dispatch every complete request in the buffer, up to the limit;
-        // nothing while a request that runs alone is in flight.
-        while !closing && owed.len() < max_inflight && !owed.has_barrier() {
+        // nothing while a request that runs alone is in flight, or while
+        // CLIENT PAUSE holds the next one.
+        while !closing && owed.len() < max_inflight && !owed.has_barrier() && paused.is_none() {
             let next = match held.take() {
                 Some(req) => Ok(Some(req)),
                 None => decoder.decode(&mut input),
@@ -104,6 +110,12 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
             match next {
                 Ok(Some(req)) => {
                     let (spec, route) = route_with(&req, || proxy.cluster.learned());
+                    if let Some(wait) = proxy.pause.hold(|| may_replicate(spec, tx.may_replicate()))
+                    {
+                        held = Some(req);
+                        paused = Some(wait);
+                        break;
+                    }
                     if !owed.is_empty() && is_barrier(&tx, spec, &route) {
                         held = Some(req);
                         break;
@@ -234,6 +246,9 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
                 }
                 Ok(_) => arrived = Instant::now(),
             },
+            () = async { if let Some(wait) = paused.as_mut() { wait.await } }, if paused.is_some() => {
+                paused = None;
+            }
             () = &mut flush_timer, if flush_armed => {
                 recorder.flush();
                 flush_armed = false;
@@ -665,8 +680,12 @@ fn dispatch(
         }
         Route::Blocking { slot, readonly } => {
             let proxy = proxy.clone();
+            let client = session.client.handle.clone();
+            let wait = blocking::reply_wait(name, &req);
             let mut entry = Entry::barrier(name, arrived, async move {
-                execute_dedicated(&proxy, req.raw().clone(), Target::Slot(slot), readonly).await
+                let request = req.raw().clone();
+                let target = Target::Slot(slot);
+                execute_dedicated(&proxy, request, target, readonly, wait, Some(&client)).await
             });
             entry.blocking = true;
             entry

@@ -36,6 +36,7 @@ use super::dispatch::{
     Target, await_topology, execute_pinned, no_owner_error, note_failure, outcome_unknown_error,
     pick, too_many_redirects, unavailable_error, with_host,
 };
+use super::pause::may_replicate;
 use super::refresh::RefreshReason;
 use super::router::Route;
 
@@ -87,6 +88,8 @@ struct Multi {
     slot: Option<u16>,
     /// A queued command was refused: EXEC answers EXECABORT.
     dirty: bool,
+    /// A queued command may replicate: a WRITE pause holds the EXEC.
+    may_replicate: bool,
 }
 
 fn error(text: &str) -> TxStep {
@@ -117,6 +120,12 @@ impl Transaction {
         self.multi
             .as_ref()
             .map_or_else(Vec::new, |m| m.shapes.clone())
+    }
+
+    /// True when the open MULTI queued a command that may replicate (a
+    /// WRITE pause then holds its EXEC).
+    pub fn may_replicate(&self) -> bool {
+        self.multi.as_ref().is_some_and(|m| m.may_replicate)
     }
 
     /// True when EXEC (or WATCH) must run alone.
@@ -271,6 +280,7 @@ impl Transaction {
         multi.queued.extend_from_slice(req.raw());
         multi.count += 1;
         multi.shapes.push(command::reply_shape(spec.name, req));
+        multi.may_replicate |= may_replicate(Some(spec), false);
         TxStep::Reply(Bytes::from_static(QUEUED))
     }
 

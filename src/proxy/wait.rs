@@ -33,6 +33,7 @@ use crate::resp::{Frame, Request, encode};
 
 use super::Proxy;
 use super::backend::Node;
+use super::dedicated::ReplyWait;
 use super::dispatch::{Target, execute, execute_dedicated};
 use super::router::Route;
 use crate::cluster::SlotBitmap;
@@ -194,7 +195,8 @@ async fn acknowledged(
 async fn ask_for_acks(proxy: Arc<Proxy>, node: Arc<Node>) -> Bytes {
     let ms = NUDGE.as_millis().to_string();
     let request = Request::from_args(&["WAIT", "1000000", &ms]).raw().clone();
-    execute_dedicated(&proxy, request, Target::Node(node), true).await
+    let wait = ReplyWait::Blocking(NUDGE);
+    execute_dedicated(&proxy, request, Target::Node(node), true, wait, None).await
 }
 
 /// A master's replication offset and its replicas' acknowledged offsets.

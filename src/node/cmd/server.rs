@@ -51,6 +51,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("client|no-evict", clients::no_evict),
     ("client|reply", clients::reply),
     ("client|getredir", clients::getredir),
+    ("client|unblock", clients::unblock),
     ("command", command::all),
     ("command|count", command::count),
     ("command|info", command::info),

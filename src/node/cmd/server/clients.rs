@@ -1,5 +1,5 @@
 //! CLIENT subcommands: ID, GETNAME, SETNAME, INFO, LIST, KILL, NO-EVICT,
-//! REPLY, GETREDIR.
+//! REPLY, GETREDIR, UNBLOCK.
 //!
 //! CLIENT LIST reads each client's snapshot (refreshed once per batch of
 //! its commands) from the node's client registry; the caller's own line is
@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use super::super::{Args, CmdError, CmdResult, Ctx, Outcome, parse_i64};
-use crate::node::client::{ClientHandle, ReplyMode, Snapshot};
+use crate::node::client::{ClientHandle, ReplyMode, Snapshot, Unblock};
 use crate::node::pubsub::Kind;
 
 /// A name CLIENT SETNAME (and HELLO SETNAME) accepts: `None` clears it.
@@ -328,6 +328,42 @@ pub fn reply(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 /// Client-side caching is not offered, so no client redirects it.
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking
+/// command (its timeout reply, or an `-UNBLOCKED` error), with Redis's
+/// checks in Redis's order. `:0` when that client is not blocked.
+pub fn unblock(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::new(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            args.lossy(1)
+        )));
+    }
+    let how = if args.len() < 4 || args.is(3, "timeout") {
+        Unblock::Timeout
+    } else if args.is(3, "error") {
+        Unblock::Error
+    } else {
+        return Err(CmdError::fixed(
+            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+        ));
+    };
+    let id = parse_i64(args.get(2))?;
+    let target = u64::try_from(id)
+        .ok()
+        .and_then(|id| ctx.node.clients.get(id))
+        .filter(|c| c.id != ctx.client.id && c.snapshot().blocked)
+        .cloned();
+    match target {
+        Some(target) => {
+            // Under the node lock that sees it blocked: the blocked
+            // connection takes the request under the same lock.
+            target.request_unblock(how);
+            ctx.int(1)
+        }
+        None => ctx.int(0),
+    }
+}
+
 pub fn getredir(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     ctx.int(-1)
 }
