@@ -172,6 +172,72 @@ fn a_frozen_master_fails_dedicated_connections_after_their_deadline(backend: Bac
 }
 
 /// `c`'s reply to `args`, and how long it took.
+/// A subscriber whose pub/sub master froze after it subscribed gets the
+/// confirmation of its next SUBSCRIBE once the proxy gives up on that
+/// master (`backend.request_timeout_ms`), keeps every subscription, and
+/// receives messages once the master wakes.
+fn a_frozen_master_does_not_hold_a_subscriber(backend: Backend) {
+    let opts = ProxyOptions {
+        env: vec![(
+            "SLOTWAY_BACKEND__REQUEST_TIMEOUT_MS".into(),
+            REQUEST_TIMEOUT_MS.to_string(),
+        )],
+        ..ProxyOptions::default()
+    };
+    let Some((mut cluster, proxy)) = cluster_with_proxy(backend, 0, opts) else {
+        return;
+    };
+    // Channels and patterns live on the master of slot 0 (the pub/sub home).
+    let home = cluster.master_for_slot(0).unwrap();
+    let mut subscriber = proxy.client();
+    assert_eq!(
+        subscriber.cmd(&["SUBSCRIBE", "before"]).expect_array()[2],
+        Reply::Int(1)
+    );
+    cluster.stop(home);
+    let (confirmation, took) = timed(&mut subscriber, &["SUBSCRIBE", "frozen-ch"]);
+    cluster.cont(home);
+    eprintln!(
+        "{}: SUBSCRIBE on a frozen master confirmed after {took:?}",
+        backend.name()
+    );
+    assert_eq!(
+        confirmation,
+        Reply::Array(Some(vec![
+            Reply::bulk("subscribe"),
+            Reply::bulk("frozen-ch"),
+            Reply::Int(2)
+        ]))
+    );
+    let request_timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+    assert!(
+        took >= request_timeout * 4 / 5 && took < request_timeout + Duration::from_millis(700),
+        "confirmed after {took:?}"
+    );
+    // Awake again: the proxy subscribes anew, and messages arrive.
+    let mut publisher = proxy.client();
+    subscriber.set_timeout(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let message = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no message within 10 s of the master waking"
+        );
+        publisher.cmd(&["PUBLISH", "frozen-ch", "hi"]);
+        if let Ok(reply) = subscriber.try_read_reply() {
+            break reply;
+        }
+    };
+    assert_eq!(
+        message,
+        Reply::Array(Some(vec![
+            Reply::bulk("message"),
+            Reply::bulk("frozen-ch"),
+            Reply::bulk("hi")
+        ]))
+    );
+}
+
 fn timed(c: &mut TestClient, args: &[&str]) -> (Reply, Duration) {
     let started = Instant::now();
     let reply = c.cmd(args);
@@ -182,4 +248,5 @@ on_both_backends!(
     a_killed_master_is_replaced_without_failed_reads_or_lost_writes,
     a_frozen_master_is_replaced_and_demoted_when_it_wakes,
     a_frozen_master_fails_dedicated_connections_after_their_deadline,
+    a_frozen_master_does_not_hold_a_subscriber,
 );

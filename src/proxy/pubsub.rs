@@ -170,7 +170,19 @@ struct Link {
     reader: JoinHandle<()>,
     /// Confirmations expected, in order.
     acks: VecDeque<Ack>,
+    /// While confirmations are owed: when the node must have sent the next
+    /// one. A node that misses it is taken for frozen (stopped, sockets
+    /// open) and the link is dropped, so its subscriptions move on as for
+    /// a dead node instead of waiting on it forever.
+    answer_by: Option<Instant>,
     shard: bool,
+}
+
+impl Link {
+    /// Restarts the wait for the next confirmation (none owed: no wait).
+    fn progressed(&mut self, timeout: Duration) {
+        self.answer_by = (!self.acks.is_empty()).then(|| Instant::now() + timeout);
+    }
 }
 
 impl Drop for Link {
@@ -329,6 +341,7 @@ impl Subscriber<'_> {
                 }
             }
             let retry = self.retry;
+            let answer_by = self.next_answer_by();
             tokio::select! {
                 biased;
                 // Writing first: a flood of messages cannot starve it.
@@ -362,6 +375,9 @@ impl Subscriber<'_> {
                 () = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
                     self.retry = None;
                     self.place(false).await;
+                }
+                () = tokio::time::sleep_until(answer_by.unwrap_or_else(Instant::now)), if answer_by.is_some() => {
+                    self.drop_frozen();
                 }
             }
             self.flush_pending(output);
@@ -565,12 +581,16 @@ impl Subscriber<'_> {
     /// confirmation per channel. A link that fails to take it is dropped
     /// (its subscriptions are placed again).
     async fn send(&mut self, id: LinkId, kind: Kind, channels: Vec<Bytes>, for_client: bool) {
+        let timeout = self.request_timeout();
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
         let mut args: Vec<&[u8]> = vec![kind.command().as_bytes()];
         args.extend(channels.iter().map(|c| &c[..]));
         let request = Request::from_args(&args);
+        if link.acks.is_empty() {
+            link.answer_by = Some(Instant::now() + timeout);
+        }
         link.acks.push_back(Ack {
             kind,
             channels: channels.into(),
@@ -611,6 +631,7 @@ impl Subscriber<'_> {
                 writer,
                 reader,
                 acks: VecDeque::new(),
+                answer_by: None,
                 shard,
             },
         );
@@ -844,6 +865,7 @@ impl Subscriber<'_> {
     /// A confirmation from link `id`: the next one expected, or (for
     /// `sunsubscribe`) the node dropping a shard channel whose slot left it.
     fn confirmed(&mut self, id: LinkId, kind: Kind, channel: Option<Bytes>) {
+        let timeout = self.request_timeout();
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
@@ -857,9 +879,10 @@ impl Subscriber<'_> {
             ack.channels.pop_front();
             if ack.channels.is_empty() {
                 link.acks.pop_front();
-                if link.acks.is_empty() && !self.in_use(id) {
-                    self.links.remove(&id);
-                }
+            }
+            link.progressed(timeout);
+            if link.acks.is_empty() && !self.in_use(id) {
+                self.links.remove(&id);
             }
             return;
         }
@@ -885,7 +908,12 @@ impl Subscriber<'_> {
     /// channel's slot moved (`MOVED`), or the cluster is busy. Its channels
     /// wait for another try.
     fn refused(&mut self, id: LinkId, error: &[u8]) {
-        let Some(ack) = self.links.get_mut(&id).and_then(|l| l.acks.pop_front()) else {
+        let timeout = self.request_timeout();
+        let Some(ack) = self.links.get_mut(&id).and_then(|l| {
+            let ack = l.acks.pop_front();
+            l.progressed(timeout);
+            ack
+        }) else {
             return;
         };
         let addr = self.links.get(&id).map(|l| l.addr.clone());
@@ -919,6 +947,35 @@ impl Subscriber<'_> {
     /// Link `id` is gone: its subscriptions wait for a new one, and the
     /// confirmations it owed the client are given up on (the proxy holds the
     /// subscriptions meanwhile).
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.proxy.config.backend.request_timeout_ms)
+    }
+
+    /// When the next link must have answered, if any owes a confirmation.
+    fn next_answer_by(&self) -> Option<Instant> {
+        self.links.values().filter_map(|l| l.answer_by).min()
+    }
+
+    /// Drops the links whose node stopped answering (see
+    /// [`Link::answer_by`]).
+    fn drop_frozen(&mut self) {
+        let now = Instant::now();
+        let frozen: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.answer_by.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in frozen {
+            tracing::warn!(
+                client = self.client_id,
+                addr = %self.links.get(&id).map_or("", |l| &l.addr[..]),
+                "a node did not confirm a subscription within backend.request_timeout_ms; dropping its link"
+            );
+            self.link_lost(id);
+        }
+    }
+
     fn link_lost(&mut self, id: LinkId) {
         let Some(link) = self.links.remove(&id) else {
             return;
