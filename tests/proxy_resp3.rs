@@ -252,12 +252,14 @@ fn subscribers_get_pushes(backend: Backend) {
     p.same(&["GET", "{t}s"]);
     p.same(&["PING"]);
     p.same(&["HGETALL", "{t}missing"]);
-    let blpop = p.proxied.cmd_raw(&["BLPOP", "{t}l", "0"]);
-    assert!(
-        String::from_utf8_lossy(&blpop).contains("while the connection is subscribed"),
-        "{:?}",
-        String::from_utf8_lossy(&blpop)
-    );
+    for refused in [&["BLPOP", "{t}l", "0"][..], &["MULTI"], &["HELLO", "2"]] {
+        let reply = p.proxied.cmd_raw(refused);
+        assert!(
+            String::from_utf8_lossy(&reply).contains("while the connection is subscribed"),
+            "{refused:?}: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
     for (publisher, subscriber) in [
         (plain.server.client(), &mut p.reference),
         (proxy.client(), &mut p.proxied),

@@ -307,7 +307,8 @@ fn is_barrier(tx: &Transaction, spec: Option<&CommandSpec>, route: &Route) -> bo
 
 /// Runs the commands a RESP3 subscriber sends besides (un)subscribing,
 /// one at a time. Those that need the session to themselves (transactions,
-/// blocking commands, WAIT) are refused while subscribed.
+/// blocking commands, WAIT) and HELLO (the protocol stays RESP3 while
+/// subscribed) are refused.
 struct PlainCommands<'a> {
     proxy: &'a SessionProxy,
     client: &'a mut ClientState,
@@ -320,10 +321,12 @@ impl pubsub::PlainCommands for PlainCommands<'_> {
         Box::pin(async move {
             let proxy = self.proxy;
             let (spec, route) = route_with(&req, || proxy.cluster.learned());
+            // HELLO too: the subscriber loop speaks RESP3 until it ends.
             if matches!(
                 route,
                 Route::Blocking { .. } | Route::Session { .. } | Route::Wait
-            ) {
+            ) || spec.is_some_and(|s| s.name == "hello")
+            {
                 let name = String::from_utf8_lossy(req.name()).to_uppercase();
                 let mut out = BytesMut::new();
                 encode::error(
