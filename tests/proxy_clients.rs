@@ -425,12 +425,74 @@ fn client_unblock(backend: Backend) {
     );
 }
 
+/// The ids of the node's clients blocked in a command (`b` in their flags).
+fn blocked_on_node(node: &mut TestClient) -> Vec<String> {
+    let list = node.cmd(&["CLIENT", "LIST"]);
+    list.expect_str()
+        .lines()
+        .filter(|line| {
+            line.split(' ')
+                .any(|f| f.strip_prefix("flags=").is_some_and(|v| v.contains('b')))
+        })
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The connection a CLIENT UNBLOCK named is closed, not pooled: the next
+/// blocking command runs on another one, so an UNBLOCK still on its way
+/// could never end someone else's command.
+fn an_unblocked_connection_is_not_reused(backend: Backend) {
+    let Some((cluster, proxy)) = setup(backend) else {
+        return;
+    };
+    let list = "ub:reuse";
+    let master = cluster.master_for_slot(key_slot(list.as_bytes())).unwrap();
+    let mut node = cluster.client(master);
+    let mut first = proxy.client();
+    let mut second = proxy.client();
+    let mut admin = proxy.client();
+    let blocked_on = |node: &mut TestClient| {
+        let mut ids = Vec::new();
+        eventually(Duration::from_secs(5), Duration::from_millis(20), || {
+            ids = blocked_on_node(node);
+            ids.len() == 1
+        });
+        ids.remove(0)
+    };
+    let id = first.cmd(&["CLIENT", "ID"]).expect_int().to_string();
+    first.send_raw(&encode_command(&["BLPOP", list, "0"]));
+    let used = blocked_on(&mut node);
+    assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).expect_int(), 1);
+    assert!(first.read_reply().is_nil());
+    second.send_raw(&encode_command(&["BLPOP", list, "0"]));
+    let next = blocked_on(&mut node);
+    assert_ne!(used, next, "the unblocked connection was reused");
+    let open = node.cmd(&["CLIENT", "LIST"]);
+    assert!(
+        !open
+            .expect_str()
+            .lines()
+            .any(|l| l.starts_with(&format!("id={used} "))),
+        "the unblocked connection is still open: {open:?}"
+    );
+    // An ordinary end (a push) pools the connection: the next blocking
+    // command reuses it.
+    assert_eq!(admin.cmd(&["RPUSH", list, "x"]).expect_int(), 1);
+    assert_eq!(second.read_reply().expect_array().len(), 2);
+    first.send_raw(&encode_command(&["BLPOP", list, "0"]));
+    assert_eq!(blocked_on(&mut node), next);
+    admin.cmd(&["RPUSH", list, "y"]);
+    assert_eq!(first.read_reply().expect_array().len(), 2);
+}
+
 on_both_backends!(
     client_list_and_info,
     client_kill,
     client_reply,
     client_pause,
-    client_unblock
+    client_unblock,
+    an_unblocked_connection_is_not_reused
 );
 
 /// WAIT counts the replicas that acknowledged this client's writes, on every

@@ -79,14 +79,22 @@ fn milliseconds(arg: Option<&[u8]>) -> ReplyWait {
 
 /// Where a client's blocking command waits: the node, and the dedicated
 /// connection's client id there.
+///
+/// A CLIENT UNBLOCK marks it before it leaves for the node, and the command
+/// reads the mark when it ends, both under the client's lock. A connection
+/// so marked is closed rather than pooled: the CLIENT UNBLOCK naming it may
+/// still be on its way, and must not reach another client's command
+/// blocked on the same connection. Unmarked when the command ended, the
+/// CLIENT UNBLOCK finds nothing and answers `:0` without sending anything.
 #[derive(Clone)]
 pub struct BlockedOn {
     node: Arc<Node>,
     backend_id: i64,
+    unblocking: bool,
 }
 
-/// Forgets the client's [`BlockedOn`] when the command ends or is
-/// cancelled.
+/// Forgets the client's [`BlockedOn`] when the command ends
+/// ([`BlockedGuard::finish`]) or is cancelled.
 pub struct BlockedGuard<'a> {
     client: &'a ClientHandle,
 }
@@ -100,17 +108,29 @@ impl BlockedOn {
         conn: &DedicatedConn,
     ) -> Option<BlockedGuard<'a>> {
         let backend_id = conn.backend_id()?;
-        client.set_blocked_on(Some(BlockedOn {
+        *client.blocked_on() = Some(BlockedOn {
             node: node.clone(),
             backend_id,
-        }));
+            unblocking: false,
+        });
         Some(BlockedGuard { client })
+    }
+}
+
+impl BlockedGuard<'_> {
+    /// Ends the wait. True when a CLIENT UNBLOCK was sent for it: then the
+    /// connection must not be reused.
+    pub fn finish(self) -> bool {
+        self.client
+            .blocked_on()
+            .take()
+            .is_some_and(|b| b.unblocking)
     }
 }
 
 impl Drop for BlockedGuard<'_> {
     fn drop(&mut self) {
-        self.client.set_blocked_on(None);
+        self.client.blocked_on().take();
     }
 }
 
@@ -134,14 +154,18 @@ pub fn unblock(proxy: &Arc<Proxy>, req: &Request) -> LocalReply {
     let blocked = u64::try_from(id)
         .ok()
         .and_then(|id| proxy.clients.get(id))
-        .and_then(|client| client.blocked_on());
-    let Some(BlockedOn { node, backend_id }) = blocked else {
+        .and_then(|client| {
+            let mut blocked = client.blocked_on();
+            let b = blocked.as_mut()?;
+            b.unblocking = true;
+            Some(b.clone())
+        });
+    let Some(BlockedOn {
+        node, backend_id, ..
+    }) = blocked
+    else {
         return integer(0);
     };
-    // Should the command end, and its connection go back to the pool and
-    // block for another client, before this reaches the node, that client
-    // is the one unblocked: it gets a timeout reply or an error, never loses
-    // an element. The window is one round trip wide.
     let request = Request::from_args(&["CLIENT", "UNBLOCK", &backend_id.to_string(), mode])
         .raw()
         .clone();

@@ -149,19 +149,12 @@ impl ClientHandle {
         self.details.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Where its blocking command waits, while it does.
-    pub fn blocked_on(&self) -> Option<BlockedOn> {
+    /// Where its blocking command waits, while it does; the one place
+    /// CLIENT UNBLOCK and the command's end meet (see [`BlockedOn`]).
+    pub fn blocked_on(&self) -> MutexGuard<'_, Option<BlockedOn>> {
         self.blocked_on
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub fn set_blocked_on(&self, blocked: Option<BlockedOn>) {
-        *self
-            .blocked_on
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = blocked;
     }
 
     /// Completes once the client was killed.

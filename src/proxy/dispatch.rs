@@ -27,7 +27,7 @@ use crate::metrics::{BackendErrorKind, RedirectKind};
 
 use super::Proxy;
 use super::backend::{ASKING, BackendError, FailureKind, Node, ReplyResult, Sent};
-use super::blocking::BlockedOn;
+use super::blocking::{BlockedGuard, BlockedOn};
 use super::clients::ClientHandle;
 use super::dedicated::{Pinned, ReplyWait};
 use super::refresh::RefreshReason;
@@ -248,19 +248,22 @@ async fn send_dedicated(
         Ok(conn) => conn,
         Err(err) => return err.into_reply().map(Err),
     };
+    let blocked = how
+        .blocked
+        .and_then(|client| BlockedOn::register(client, node, &conn));
     let result = async {
         if asking {
             conn.write(ASKING).await?;
             conn.read_reply().await?;
         }
-        let _blocked = how
-            .blocked
-            .and_then(|client| BlockedOn::register(client, node, &conn));
         conn.write(request).await?;
         conn.read_reply_within(how.wait).await
     }
     .await;
+    let unblocked = blocked.is_some_and(BlockedGuard::finish);
     match (&result, how.keep) {
+        // Closed: a CLIENT UNBLOCK naming it may still be on its way.
+        _ if unblocked => {}
         (Ok(reply), Some(keep)) if reply.first() != Some(&b'-') => keep.put(conn),
         (Ok(_), _) => conn.release(),
         (Err(_), _) => {}
