@@ -36,18 +36,22 @@ fn format_i64(buf: &mut ItoaBuf, n: i64) -> &[u8] {
     buf.get(pos..).unwrap_or_default()
 }
 
-/// `*<n>\r\n`
-pub fn array_header(out: &mut BytesMut, n: usize) {
-    out.put_u8(b'*');
+/// `<kind><n>\r\n`: the header of an aggregate or a blob of any RESP
+/// type (`*`, `$`, and RESP3's `%`, `~`, `>`, `=`).
+pub fn header(out: &mut BytesMut, kind: u8, n: usize) {
+    out.put_u8(kind);
     put_decimal(out, n as i64);
     out.put_slice(b"\r\n");
 }
 
+/// `*<n>\r\n`
+pub fn array_header(out: &mut BytesMut, n: usize) {
+    header(out, b'*', n);
+}
+
 /// `$<n>\r\n`
 pub fn bulk_header(out: &mut BytesMut, n: usize) {
-    out.put_u8(b'$');
-    put_decimal(out, n as i64);
-    out.put_slice(b"\r\n");
+    header(out, b'$', n);
 }
 
 /// `$<len>\r\n<data>\r\n`

@@ -9,8 +9,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::Frame;
 use super::reply::reply_len;
+use super::{Frame, encode};
 
 /// How a RESP2 reply maps onto its RESP3 form. A shape that does not fit
 /// the reply it meets (an error, a null, an integer where an array was
@@ -55,7 +55,7 @@ pub fn upgrade(reply: &Bytes, shape: &Shape, out: &mut BytesMut) {
         return;
     }
     match Frame::parse(reply) {
-        Ok(Some((frame, _))) => encode(&convert(frame, shape), out),
+        Ok(Some((frame, _))) => write_frame(&convert(frame, shape), out),
         // Not one parseable reply: it leaves as it came.
         _ => out.extend_from_slice(reply),
     }
@@ -71,7 +71,7 @@ pub fn upgrade_exec(reply: &Bytes, shapes: &[&'static Shape], out: &mut BytesMut
                 .enumerate()
                 .map(|(i, item)| convert(item, shapes.get(i).copied().unwrap_or(&Shape::Same)))
                 .collect();
-            encode(&Frame::Array(items), out);
+            write_frame(&Frame::Array(items), out);
         }
         _ => upgrade(reply, &Shape::Same, out),
     }
@@ -95,7 +95,8 @@ pub fn upgrade_each(replies: &Bytes, shape: &Shape, out: &mut BytesMut) {
 }
 
 /// The replies that need no parsing: those with no nested value, and
-/// arrays whose shape is [`Shape::Same`] and that hold no null. `None`
+/// arrays whose shape is [`Shape::Same`] or [`Shape::Push`] (only the type
+/// byte changes) and that hold no null. `None`
 /// when the reply must be parsed.
 fn fast_path(reply: &Bytes, shape: &Shape, out: &mut BytesMut) -> Option<()> {
     match reply.first()? {
@@ -107,6 +108,11 @@ fn fast_path(reply: &Bytes, shape: &Shape, out: &mut BytesMut) -> Option<()> {
             _ => out.extend_from_slice(reply),
         },
         b'*' if matches!(shape, Shape::Same) && !has_null(reply) => out.extend_from_slice(reply),
+        // A pub/sub message: the same elements under a push header.
+        b'*' if matches!(shape, Shape::Push) && !has_null(reply) => {
+            out.extend_from_slice(b">");
+            out.extend_from_slice(&reply[1..]);
+        }
         _ => return None,
     }
     Some(())
@@ -208,29 +214,31 @@ fn field_shape(fields: &'static [(&'static str, Shape)], key: &Frame) -> &'stati
 }
 
 /// Writes `frame` in RESP3.
-pub fn encode(frame: &Frame, out: &mut BytesMut) {
+pub fn write_frame(frame: &Frame, out: &mut BytesMut) {
     match frame {
         Frame::Simple(text) => line(out, b'+', text),
         Frame::Error(text) => line(out, b'-', text),
-        Frame::Integer(n) => line(out, b':', n.to_string().as_bytes()),
-        Frame::Bulk(data) => blob(out, b'$', &[], data),
+        Frame::Integer(n) => encode::integer(out, *n),
+        Frame::Bulk(data) => encode::bulk(out, data),
         Frame::Null => out.put_slice(b"_\r\n"),
         Frame::Double(text) => line(out, b',', text),
         Frame::Boolean(b) => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
         Frame::BigNumber(text) => line(out, b'(', text),
         Frame::Verbatim(format, text) => {
-            let mut prefix = format.to_vec();
-            prefix.push(b':');
-            blob(out, b'=', &prefix, text);
+            encode::header(out, b'=', format.len() + 1 + text.len());
+            out.put_slice(format);
+            out.put_u8(b':');
+            out.put_slice(text);
+            out.put_slice(b"\r\n");
         }
         Frame::Array(items) => aggregate(out, b'*', items),
         Frame::Set(items) => aggregate(out, b'~', items),
         Frame::Push(items) => aggregate(out, b'>', items),
         Frame::Map(pairs) => {
-            line(out, b'%', pairs.len().to_string().as_bytes());
+            encode::header(out, b'%', pairs.len());
             for (k, v) in pairs {
-                encode(k, out);
-                encode(v, out);
+                write_frame(k, out);
+                write_frame(v, out);
             }
         }
     }
@@ -242,21 +250,10 @@ fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-fn blob(out: &mut BytesMut, kind: u8, prefix: &[u8], data: &[u8]) {
-    line(
-        out,
-        kind,
-        (prefix.len() + data.len()).to_string().as_bytes(),
-    );
-    out.put_slice(prefix);
-    out.put_slice(data);
-    out.put_slice(b"\r\n");
-}
-
 fn aggregate(out: &mut BytesMut, kind: u8, items: &[Frame]) {
-    line(out, kind, items.len().to_string().as_bytes());
+    encode::header(out, kind, items.len());
     for item in items {
-        encode(item, out);
+        write_frame(item, out);
     }
 }
 
