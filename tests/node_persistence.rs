@@ -129,14 +129,7 @@ fn every_key_comes_back_with_its_ttl_after_sigkill() {
     std::thread::sleep(EVERYSEC_MARGIN);
     cluster.kill(0);
     let after = digest_after_restart(&mut cluster, 0);
-    assert!(
-        after == before,
-        "{:?}",
-        digest_diff(&before, &after)
-            .iter()
-            .take(5)
-            .collect::<Vec<_>>()
-    );
+    assert_same_keyspace(&before, &after);
     assert_eq!(cluster.node_id(0), id, "nodes.conf brings the same id");
     // A key written after the restart survives the next one too.
     cluster.client(0).cmd(&["SET", "later", "1"]).expect_ok();
@@ -220,14 +213,7 @@ fn bgrewriteaof_shrinks_the_files_and_the_data_survives() {
     std::thread::sleep(EVERYSEC_MARGIN);
     cluster.kill(0);
     let after = digest_after_restart(&mut cluster, 0);
-    assert!(
-        after == before,
-        "{:?}",
-        digest_diff(&before, &after)
-            .iter()
-            .take(5)
-            .collect::<Vec<_>>()
-    );
+    assert_same_keyspace(&before, &after);
 }
 
 /// Starts node `i` with its usual command line and expects it to stop at
@@ -332,14 +318,7 @@ fn config_set_appendonly_yes_keeps_the_data_across_a_restart() {
     // names appendonly yes itself.
     cluster.set_args(aof_args);
     let after = digest_after_restart(&mut cluster, 0);
-    assert!(
-        after == before,
-        "{:?}",
-        digest_diff(&before, &after)
-            .iter()
-            .take(5)
-            .collect::<Vec<_>>()
-    );
+    assert_same_keyspace(&before, &after);
     // And CONFIG SET appendonly no closes it: later writes are not kept.
     let mut c = cluster.client(0);
     c.cmd(&["CONFIG", "SET", "appendonly", "no"]).expect_ok();

@@ -84,8 +84,21 @@ fn a_frozen_master_is_replaced_and_demoted_when_it_wakes(backend: Backend) {
     assert_eq!(cluster.master_for_slot(key_slot(b"fz:0")), Some(replica));
 }
 
-/// The proxy's request timeout in the frozen-transaction test.
+/// The proxy's request timeout in the frozen-master tests.
 const REQUEST_TIMEOUT_MS: u64 = 500;
+
+/// Three masters, no replicas (a frozen master stays the owner), and a
+/// proxy with a short request timeout.
+fn frozen_master_setup(backend: Backend) -> Option<(RedisCluster, Proxy)> {
+    let opts = ProxyOptions {
+        env: vec![(
+            "SLOTWAY_BACKEND__REQUEST_TIMEOUT_MS".into(),
+            REQUEST_TIMEOUT_MS.to_string(),
+        )],
+        ..ProxyOptions::default()
+    };
+    cluster_with_proxy(backend, 0, opts)
+}
 
 /// A master frozen (SIGSTOP) under transactions and a blocking command on
 /// dedicated connections: an EXEC already written fails after the request
@@ -95,14 +108,7 @@ const REQUEST_TIMEOUT_MS: u64 = 500;
 /// None waits forever. On a healthy master, a blocking command may wait its
 /// own timeout past the request timeout without being cut short.
 fn a_frozen_master_fails_dedicated_connections_after_their_deadline(backend: Backend) {
-    let opts = ProxyOptions {
-        env: vec![(
-            "SLOTWAY_BACKEND__REQUEST_TIMEOUT_MS".into(),
-            REQUEST_TIMEOUT_MS.to_string(),
-        )],
-        ..ProxyOptions::default()
-    };
-    let Some((mut cluster, proxy)) = cluster_with_proxy(backend, 0, opts) else {
+    let Some((mut cluster, proxy)) = frozen_master_setup(backend) else {
         return;
     };
     let (key, list) = ("{frozen}k", "{frozen}list");
@@ -177,14 +183,7 @@ fn a_frozen_master_fails_dedicated_connections_after_their_deadline(backend: Bac
 /// master (`backend.request_timeout_ms`), keeps every subscription, and
 /// receives messages once the master wakes.
 fn a_frozen_master_does_not_hold_a_subscriber(backend: Backend) {
-    let opts = ProxyOptions {
-        env: vec![(
-            "SLOTWAY_BACKEND__REQUEST_TIMEOUT_MS".into(),
-            REQUEST_TIMEOUT_MS.to_string(),
-        )],
-        ..ProxyOptions::default()
-    };
-    let Some((mut cluster, proxy)) = cluster_with_proxy(backend, 0, opts) else {
+    let Some((mut cluster, proxy)) = frozen_master_setup(backend) else {
         return;
     };
     // Channels and patterns live on the master of slot 0 (the pub/sub home).

@@ -89,3 +89,17 @@ pub fn digest_diff(
     }
     diff
 }
+
+/// Fails, naming how many keys differ and the first few, when two digests
+/// differ.
+#[track_caller]
+pub fn assert_same_keyspace(before: &BTreeMap<Vec<u8>, String>, after: &BTreeMap<Vec<u8>, String>) {
+    if after != before {
+        let diff = digest_diff(before, after);
+        panic!(
+            "{} keys differ: {:?}",
+            diff.len(),
+            diff.iter().take(5).collect::<Vec<_>>()
+        );
+    }
+}

@@ -52,7 +52,7 @@ pub use cluster::{
     BuiltinCluster, BuiltinNode, LonePair, NODE_TIMEOUT_MS, info_field, slot_ranges,
 };
 #[allow(unused_imports)]
-pub use digest::{digest_diff, keyspace_digest};
+pub use digest::{assert_same_keyspace, digest_diff, keyspace_digest};
 #[allow(unused_imports)]
 pub use load::{LoadLoop, LoadReport};
 #[allow(unused_imports)]
