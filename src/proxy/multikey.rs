@@ -16,42 +16,53 @@ use super::Proxy;
 use super::dispatch::{Target, dropped_reply, execute_after, is_final, send_to_slot};
 use super::router::Merge;
 
-/// One sub-request: its slot, its arguments, and for each key the index of
-/// that key among the request's keys (to put MGET's values back in order).
-pub struct Part<'a> {
+/// One sub-request: its slot, the request itself (encoded, ready to send),
+/// and for each key the index of that key among the request's keys (to put
+/// MGET's values back in order).
+pub struct Part {
     pub slot: u16,
-    pub args: Vec<&'a [u8]>,
+    pub request: Bytes,
     pub key_indices: Vec<usize>,
 }
 
 /// Splits `req` per slot. Keys start at `first_key` and come in groups of
-/// `group` arguments.
-pub fn split(req: &Request, first_key: usize, group: usize) -> Vec<Part<'_>> {
-    let name = req.name();
-    let mut parts: Vec<Part<'_>> = Vec::new();
-    let mut key_index = 0;
-    let mut pos = first_key;
-    while pos < req.len() {
-        let key = req.arg(pos).unwrap_or_default();
+/// `group` arguments (a key and what travels with it, e.g. MSET's value).
+///
+/// Two passes: the first finds each key's part, the second encodes every
+/// part into a buffer of its exact size (no growing vectors, no
+/// intermediate argument lists).
+pub fn split(req: &Request, first_key: usize, group: usize) -> Vec<Part> {
+    let group = group.max(1);
+    let groups = req.len().saturating_sub(first_key).div_ceil(group);
+    let mut parts: Vec<Part> = Vec::new();
+    for key_index in 0..groups {
+        let key = req.arg(first_key + key_index * group).unwrap_or_default();
         let slot = key_slot(key);
-        let i = match parts.iter().position(|p| p.slot == slot) {
-            Some(i) => i,
-            None => {
-                parts.push(Part {
-                    slot,
-                    args: vec![name],
-                    key_indices: Vec::new(),
-                });
-                parts.len() - 1
-            }
-        };
-        if let Some(part) = parts.get_mut(i) {
-            part.args
-                .extend((pos..pos + group).filter_map(|p| req.arg(p)));
-            part.key_indices.push(key_index);
+        match parts.iter_mut().find(|p| p.slot == slot) {
+            Some(part) => part.key_indices.push(key_index),
+            None => parts.push(Part {
+                slot,
+                request: Bytes::new(),
+                key_indices: vec![key_index],
+            }),
         }
-        key_index += 1;
-        pos += group;
+    }
+    for part in &mut parts {
+        let group_args = |k: &usize| {
+            let start = first_key + k * group;
+            (start..start + group).filter_map(|p| req.arg(p))
+        };
+        let args =
+            || std::iter::once(req.name()).chain(part.key_indices.iter().flat_map(group_args));
+        let count = args().count();
+        // A bulk header is at most 1 + 20 digits + CRLF; its CRLF after.
+        let size = 24 + args().map(|a| a.len() + 25).sum::<usize>();
+        let mut out = BytesMut::with_capacity(size);
+        encode::array_header(&mut out, count);
+        for arg in args() {
+            encode::bulk(&mut out, arg);
+        }
+        part.request = out.freeze();
     }
     parts
 }
@@ -71,9 +82,8 @@ pub async fn execute_split(
     let sent: Vec<(Bytes, Option<_>)> = parts
         .iter()
         .map(|part| {
-            let raw = Request::from_args(&part.args).raw().clone();
-            let reply = send_to_slot(proxy, raw.clone(), part.slot);
-            (raw, reply)
+            let reply = send_to_slot(proxy, part.request.clone(), part.slot);
+            (part.request.clone(), reply)
         })
         .collect();
     let mut replies = Vec::with_capacity(parts.len());
@@ -97,7 +107,7 @@ pub async fn execute_split(
 
 /// Merges the parts' replies (in part order) into the reply one server
 /// would have sent. An error in any part is the answer (the first one).
-pub fn merge(how: Merge, parts: &[Part<'_>], replies: &[Bytes]) -> Bytes {
+pub fn merge(how: Merge, parts: &[Part], replies: &[Bytes]) -> Bytes {
     if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
         return err.clone();
     }
@@ -184,9 +194,10 @@ mod tests {
         let req = Request::from_args(&["MSET", "a", "1", "b", "2", "{a}x", "3"]);
         let parts = split(&req, 1, 2);
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].args, vec![&b"MSET"[..], b"a", b"1", b"{a}x", b"3"]);
+        let encoded = |args: &[&str]| Request::from_args(args).raw().clone();
+        assert_eq!(parts[0].request, encoded(&["MSET", "a", "1", "{a}x", "3"]));
         assert_eq!(parts[0].key_indices, vec![0, 2]);
-        assert_eq!(parts[1].args, vec![&b"MSET"[..], b"b", b"2"]);
+        assert_eq!(parts[1].request, encoded(&["MSET", "b", "2"]));
         assert_eq!(parts[1].key_indices, vec![1]);
     }
 
