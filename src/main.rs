@@ -17,6 +17,14 @@ use clap::{Args, Parser, Subcommand};
 use slotway::config::{Overrides, ProxyConfig};
 use slotway::operator::{self, Console, CreateOptions, OpError, ReshardOptions};
 use tokio_util::sync::CancellationToken;
+
+/// mimalloc instead of glibc's malloc: the hot path allocates a few small
+/// objects per request (reply channels, tasks for split commands). Under
+/// callgrind, glibc spent about 40% of a split MSET's instructions in its
+/// allocator, consolidating its free lists whenever a larger block (a task)
+/// was asked for; with mimalloc the MSET costs a third fewer instructions.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
 /// `EX_USAGE` from sysexits.h: the command was used incorrectly.
