@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # A local Redis Cluster of real redis-server processes, for the demo
-# (.ci/run-demo) and the end-to-end benchmark (benches/e2e.sh). Source it,
-# then:
+# (.ci/run-demo) and the benchmarks (benches/e2e.sh, benches/peers.sh).
+# Source it, then:
 #
 #   sw_cluster_start DIR MASTERS REPLICAS [NODE_TIMEOUT_MS]   # sets SW_PORTS, SW_PIDS
 #   sw_seeds                                                # 127.0.0.1:p1,127.0.0.1:p2,...
 #   sw_cluster_stop                                         # SIGKILL and reap every node
+#   sw_cpu_ticks PID                                        # utime+stime of PID, in ticks
 #
 # Ports are random free ones in 20000..29999 (their cluster bus ports, +10000,
 # free too), never fixed. Every wait is bounded. The Rust tests have their own
@@ -123,6 +124,18 @@ sw_cluster_stop() {
   for pid in "${SW_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   SW_PIDS=()
   SW_PORTS=()
+}
+
+# CPU time of process $1 so far (utime+stime), in clock ticks (getconf
+# CLK_TCK per second). The command name, field 2 of stat, may hold spaces,
+# so fields are counted after its closing paren.
+sw_cpu_ticks() {
+  local stat rest
+  stat=$(cat "/proc/$1/stat")
+  rest=${stat##*) }
+  # shellcheck disable=SC2086
+  set -- $rest
+  echo $((${12} + ${13}))
 }
 
 # The HTTP status of GET $2 on 127.0.0.1:$1 (000 if no answer), without curl.

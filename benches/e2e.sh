@@ -154,17 +154,6 @@ fi
 
 clk_tck=$(getconf CLK_TCK)
 
-# utime+stime of the proxy, in clock ticks (fields 14 and 15 of stat; the
-# command name, field 2, may hold spaces, so count after its closing paren).
-proxy_ticks() {
-  local stat rest
-  stat=$(cat "/proc/$proxy_pid/stat")
-  rest=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $rest
-  echo $((${12} + ${13}))
-}
-
 results="$work/results.tsv"
 : >"$results"
 
@@ -198,9 +187,9 @@ run_benchmark() {
 bench() {
   local target=$1 depth=$2 test=$3 round=$4 n before=0 after=0 row
   n=${size["$depth:$test"]}
-  if [ "$target" = proxy ]; then before=$(proxy_ticks); fi
+  if [ "$target" = proxy ]; then before=$(sw_cpu_ticks "$proxy_pid"); fi
   row=$(run_benchmark "$target" "$depth" "$test" "$n")
-  if [ "$target" = proxy ]; then after=$(proxy_ticks); fi
+  if [ "$target" = proxy ]; then after=$(sw_cpu_ticks "$proxy_pid"); fi
   awk -F, -v r="$round" -v t="$target" -v d="$depth" -v name="$test" \
     -v ticks=$((after - before)) -v hz="$clk_tck" -v n="$n" '
     { cpu = (t == "proxy") ? ticks / hz * 100000 / n : -1

@@ -176,16 +176,6 @@ done
 redis-benchmark -p "$node_port" -n 200000 -c 50 -r 100000 -d 64 -P 16 -t set -q >/dev/null 2>&1
 
 clk_tck=$(getconf CLK_TCK)
-# utime+stime of process $1, in clock ticks (after the command name's paren).
-ticks() {
-  local stat rest
-  stat=$(cat "/proc/$1/stat")
-  rest=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $rest
-  echo $((${12} + ${13}))
-}
-
 # One redis-benchmark run; prints rps,p50,p99.
 run_benchmark() {
   local p=$1 depth=$2 test=$3 n=$4 out
@@ -220,9 +210,9 @@ for round in $(seq 1 "$rounds"); do
       for i in $(seq 0 $((count - 1))); do
         target=${targets[$(((i + round - 1) % count))]}
         before=0 after=0
-        if [ -n "${pid[$target]:-}" ]; then before=$(ticks "${pid[$target]}"); fi
+        if [ -n "${pid[$target]:-}" ]; then before=$(sw_cpu_ticks "${pid[$target]}"); fi
         row=$(run_benchmark "${port[$target]}" "$depth" "$test" "$n")
-        if [ -n "${pid[$target]:-}" ]; then after=$(ticks "${pid[$target]}"); fi
+        if [ -n "${pid[$target]:-}" ]; then after=$(sw_cpu_ticks "${pid[$target]}"); fi
         awk -F, -v r="$round" -v t="$target" -v d="$depth" -v name="$test" -v n="$n" \
           -v cpu=$([ -n "${pid[$target]:-}" ] && echo $((after - before)) || echo -1) -v hz="$clk_tck" '
           { us = (cpu < 0) ? -1 : cpu / hz * 1e6 / n
