@@ -7,6 +7,7 @@
 #   sw_seeds                                                # 127.0.0.1:p1,127.0.0.1:p2,...
 #   sw_cluster_stop                                         # SIGKILL and reap every node
 #   sw_cpu_ticks PID                                        # utime+stime of PID, in ticks
+#   awk "$SW_AWK_MEDIAN"'{ ... median(list) ... }'          # median of "1 3 2" -> 2
 #
 # Ports are random free ones in 20000..29999 (their cluster bus ports, +10000,
 # free too), never fixed. Every wait is bounded. The Rust tests have their own
@@ -137,6 +138,23 @@ sw_cpu_ticks() {
   set -- $rest
   echo $((${12} + ${13}))
 }
+
+# An awk function for the benchmarks' summaries, to put before an awk
+# program: median(list) is the median of the numbers in the space-separated
+# string list, or "" when it holds none.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SW_AWK_MEDIAN='
+  function median(list,   n, v, i, j, t) {
+    n = split(list, v, " ")
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++) {
+      t = v[i] + 0
+      for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]
+      v[j + 1] = t
+    }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+'
 
 # The HTTP status of GET $2 on 127.0.0.1:$1 (000 if no answer), without curl.
 sw_http_status() {

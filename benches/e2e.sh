@@ -242,17 +242,7 @@ done
 
 echo
 echo "medians over $rounds rounds (ratio = proxy ops/s / direct ops/s; cpu = proxy CPU time)"
-awk -F'\t' -v tests="$tests" -v pipelines="$pipelines" '
-  function median(list,   n, v, i, j, t) {
-    n = split(list, v, " ")
-    if (n == 0) return ""
-    for (i = 2; i <= n; i++) {
-      t = v[i] + 0
-      for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]
-      v[j + 1] = t
-    }
-    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-  }
+awk -F'\t' -v tests="$tests" -v pipelines="$pipelines" "$SW_AWK_MEDIAN"'
   { key = $3 SUBSEP $4 SUBSEP $2
     rps[key] = rps[key] " " $5; p50[key] = p50[key] " " $6; p99[key] = p99[key] " " $7
     if ($8 >= 0) cpu[key] = cpu[key] " " $8 }

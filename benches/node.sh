@@ -123,7 +123,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+median() { awk "$SW_AWK_MEDIAN"'{ list = list " " $1 } END { print median(list) }'; }
 echo
 printf '%-4s %-5s %14s %14s %8s\n' test P redis-server builtin ratio
 for p in $pipelines; do

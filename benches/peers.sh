@@ -227,16 +227,7 @@ done
 
 echo
 echo "medians over $rounds rounds (ratio = ops/s / direct ops/s; cpu = the proxy's CPU time per request)"
-awk -F'\t' -v tests="$tests" -v pipelines="$pipelines" -v targets="${targets[*]}" '
-  function median(list,   n, v, i, j, t) {
-    n = split(list, v, " ")
-    for (i = 2; i <= n; i++) {
-      t = v[i] + 0
-      for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]
-      v[j + 1] = t
-    }
-    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-  }
+awk -F'\t' -v tests="$tests" -v pipelines="$pipelines" -v targets="${targets[*]}" "$SW_AWK_MEDIAN"'
   { k = $3 SUBSEP $4 SUBSEP $2
     rps[k] = rps[k] " " $5; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $7; cpu[k] = cpu[k] " " $8 }
   END {
