@@ -196,6 +196,9 @@ struct Connection {
     /// `appendfsync always`: the replies in `output` wait for their writes
     /// to be on disk.
     aof_wait: Option<aof::SyncWait>,
+    /// Replicas online: the replies in `output` wait for their writes to
+    /// be handed to the replicas' sockets.
+    handoff_wait: Option<replication::HandoffWait>,
 }
 
 /// Reads (and keeps) what the client sends while its command waits;
@@ -263,6 +266,7 @@ impl Connection {
             net_in: 0,
             net_out: 0,
             aof_wait: None,
+            handoff_wait: None,
         })
     }
 
@@ -471,6 +475,9 @@ impl Connection {
         if let Some(wait) = aof::sync_wait(&node, offset_before) {
             self.aof_wait = Some(wait);
         }
+        if node.feed.offset() != offset_before {
+            self.handoff_wait = node.repl.handoff_wait(node.feed.offset());
+        }
         paused
     }
 
@@ -565,6 +572,12 @@ impl Connection {
                 () = self.shared.shutdown.cancelled() => {}
             }
         }
+        if let Some(wait) = self.handoff_wait.take() {
+            tokio::select! {
+                () = wait.wait() => {}
+                () = self.shared.shutdown.cancelled() => {}
+            }
+        }
         if self.output.is_empty() {
             return Ok(false);
         }
@@ -637,8 +650,13 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Best effort for replies written just before a close (QUIT's OK,
         // a protocol error).
-        // (Never replies still waiting for their writes to reach the disk.)
-        if !self.output.is_empty() && !self.client.handle.is_killed() && self.aof_wait.is_none() {
+        // (Never replies still waiting for their writes to reach the disk
+        // or the replicas.)
+        if !self.output.is_empty()
+            && !self.client.handle.is_killed()
+            && self.aof_wait.is_none()
+            && self.handoff_wait.is_none()
+        {
             let _ = self.stream.try_write(&self.output);
         }
     }

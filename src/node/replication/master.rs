@@ -128,6 +128,7 @@ fn start_link(ctx: &mut Ctx<'_>, psync: Option<(&[u8], i64)>) -> CmdResult {
             ack_offset: 0,
             ack_time: Instant::now(),
             next,
+            backed_up: false,
         },
         &mut node.feed,
     );
@@ -312,8 +313,16 @@ async fn run_link(
                 .ok_or(LinkEnd::Overrun)?;
             next += chunk.len() as u64;
             out = chunk;
-            written = 0;
-            node.repl.advance(id, next, &mut node.feed);
+            // Handed to the socket under the lock that took it: the
+            // replies to these writes wait for it (`handoff_wait`). A full
+            // socket keeps the rest here, as Redis's output buffer does.
+            written = match wr.try_write(&out) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e.into()),
+            };
+            node.repl
+                .advance(id, next, written < out.len(), &mut node.feed);
             let behind = node.feed.offset().saturating_sub(next);
             over_soft(&node.repl.replica_limit, behind, &mut over_soft_since)?;
         }
@@ -330,10 +339,8 @@ async fn run_link(
                 }
                 // Let the writes of the moment pile up (one lock and one
                 // send for many, as Redis writes to replicas once per
-                // loop), but no longer than one turn of the scheduler: a
-                // reply must not reach its client long before the write
-                // reaches the replicas, or a master that dies in between
-                // loses an acknowledged write.
+                // loop), for one turn of the scheduler: their replies wait
+                // for this link to hand them to its socket.
                 tokio::task::yield_now().await;
             }
             n = rd.read_buf(input) => {

@@ -78,7 +78,13 @@ pub struct ReplicaLink {
     pub ack_offset: u64,
     pub ack_time: Instant,
     /// The first stream byte its link has not taken from the backlog yet.
+    /// The link hands what it takes to its socket under the same lock, so
+    /// everything before `next` is in the kernel, or in the link's buffer
+    /// when the socket is full (`backed_up`).
     pub next: u64,
+    /// The socket did not take all of the last chunk: the link is waiting
+    /// for the replica to read.
+    pub backed_up: bool,
 }
 
 /// The state of this node's link to its master (replica side), as INFO
@@ -149,6 +155,9 @@ pub struct Replication {
     getack_at: Option<u64>,
     /// When a PING last went to the replicas.
     pub last_ping: Option<Instant>,
+    /// How far every online replica's link has handed the stream to its
+    /// socket (`u64::MAX` with none): replies to writes wait for it.
+    handed: watch::Sender<u64>,
 }
 
 impl Default for Replication {
@@ -160,6 +169,7 @@ impl Default for Replication {
 impl Replication {
     pub fn new() -> Self {
         let (acks, _) = watch::channel(0);
+        let (handed, _) = watch::channel(u64::MAX);
         Replication {
             replid: new_replid(),
             replid2: NO_REPLID.to_string(),
@@ -172,6 +182,7 @@ impl Replication {
             acks,
             getack_at: None,
             last_ping: None,
+            handed,
         }
     }
 
@@ -256,14 +267,50 @@ impl Replication {
     pub fn remove_replica(&mut self, client_id: u64, feed: &mut Feed) {
         self.replicas.retain(|r| r.client_id != client_id);
         self.retain_backlog(feed);
+        self.publish_handed();
     }
 
-    /// A replica's link took the stream up to `next`.
-    pub fn advance(&mut self, client_id: u64, next: u64, feed: &mut Feed) {
+    /// A replica's link took the stream up to `next` and handed it to its
+    /// socket; `backed_up` when the socket did not take it all.
+    pub fn advance(&mut self, client_id: u64, next: u64, backed_up: bool, feed: &mut Feed) {
         if let Some(r) = self.replicas.iter_mut().find(|r| r.client_id == client_id) {
             r.next = next;
+            r.backed_up = backed_up;
         }
         self.retain_backlog(feed);
+        self.publish_handed();
+    }
+
+    /// How far the stream has reached the replicas' sockets: the lowest
+    /// `next` of the online links, leaving out those whose socket is full
+    /// (their bytes wait in the link's buffer, as in Redis's output
+    /// buffer; a slow replica must not hold the master's clients).
+    fn handed(&self) -> u64 {
+        self.replicas
+            .iter()
+            .filter(|r| r.state == SyncState::Online && !r.backed_up)
+            .map(|r| r.next)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    fn publish_handed(&self) {
+        let handed = self.handed();
+        self.handed
+            .send_if_modified(|h| std::mem::replace(h, handed) != handed);
+    }
+
+    /// Called under the lock at the end of a batch of commands that left
+    /// the stream at `offset`: what the batch's replies wait for, so that
+    /// no reply reaches its client before its write reaches the replicas'
+    /// sockets (Redis writes to its replicas before its clients in each
+    /// turn of its loop). A master that dies right after answering then
+    /// loses no acknowledged write its replica could have had.
+    pub fn handoff_wait(&self, offset: u64) -> Option<HandoffWait> {
+        (self.handed() < offset).then(|| HandoffWait {
+            handed: self.handed.subscribe(),
+            need: offset,
+        })
     }
 
     /// The backlog keeps what the slowest link still has to send, within
@@ -292,6 +339,23 @@ impl Replication {
             && self
                 .last_ping
                 .is_none_or(|at| now.duration_since(at) >= PING_PERIOD)
+    }
+}
+
+/// The replies of a batch of writes, held until the replicas' links have
+/// handed the writes to their sockets ([`Replication::handoff_wait`]).
+#[derive(Debug)]
+pub struct HandoffWait {
+    handed: watch::Receiver<u64>,
+    need: u64,
+}
+
+impl HandoffWait {
+    /// Resolves once every online link has handed the stream up to the
+    /// batch's end to its socket (or is gone, or backed up).
+    pub async fn wait(mut self) {
+        let need = self.need;
+        let _ = self.handed.wait_for(|&handed| handed >= need).await;
     }
 }
 

@@ -28,6 +28,7 @@ fn link(id: u64, next: u64) -> ReplicaLink {
         ack_offset: 0,
         ack_time: Instant::now(),
         next,
+        backed_up: false,
     }
 }
 
@@ -168,7 +169,7 @@ fn the_backlog_holds_what_the_slowest_link_still_has_to_send() {
     assert_eq!(feed.backlog().unwrap().start(), 0, "kept for the link");
     assert!(feed.backlog().unwrap().read_chunk(0, 100).is_some());
     // The link sends: the backlog may forget what it sent.
-    repl.advance(1, 3500, &mut feed);
+    repl.advance(1, 3500, false, &mut feed);
     while feed.offset() < 8000 {
         feed.push(&[b"SET", b"k", b"0123456789"]);
     }
@@ -337,4 +338,51 @@ fn a_write_sets_the_clients_write_offset() {
     run(&shared, &mut c, 0, &["SET", "k", "v"]);
     assert_eq!(c.write_offset, shared.lock().feed.offset());
     assert!(c.write_offset > 0);
+}
+
+#[tokio::test]
+async fn replies_wait_until_the_online_links_hand_their_writes_to_the_socket() {
+    let mut repl = Replication::new();
+    let mut feed = Feed::new();
+    feed.enable_backlog(1 << 20);
+    assert!(
+        repl.handoff_wait(100).is_none(),
+        "no replica: nothing to wait for"
+    );
+    let mut syncing = link(1, 0);
+    syncing.state = SyncState::SendBulk;
+    repl.add_replica(syncing, &mut feed);
+    assert!(
+        repl.handoff_wait(100).is_none(),
+        "a replica still in its full sync"
+    );
+    repl.add_replica(link(2, 0), &mut feed);
+    let wait = repl
+        .handoff_wait(100)
+        .expect("an online link behind the batch");
+    let waiting = tokio::spawn(wait.wait());
+    repl.advance(2, 60, false, &mut feed);
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "handed only part of the batch");
+    repl.advance(2, 100, false, &mut feed);
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("released once handed")
+        .unwrap();
+    assert!(repl.handoff_wait(100).is_none());
+    // A full socket: its bytes wait in the link's buffer, not the clients.
+    repl.advance(2, 150, true, &mut feed);
+    assert!(
+        repl.handoff_wait(500).is_none(),
+        "a backed-up link holds nobody"
+    );
+    repl.advance(2, 150, false, &mut feed);
+    let wait = repl.handoff_wait(500).expect("behind again");
+    let waiting = tokio::spawn(wait.wait());
+    // A link that closes releases its waiters.
+    repl.remove_replica(2, &mut feed);
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("released when the link is gone")
+        .unwrap();
 }
