@@ -60,6 +60,26 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
 }
 
+/// A connected client's place: its entry in the registry (CLIENT LIST),
+/// its count against `limits.max_clients`, and the connections gauge. The
+/// session gives it up before it closes the client's socket, so a client
+/// that sees the close and connects again finds the place free, as with
+/// Redis (which frees a client and closes its socket in one step).
+pub struct Seat {
+    registration: clients::Registration,
+    _gauge: crate::metrics::ClientGuard,
+    proxy: Arc<Proxy>,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.proxy
+            .stats
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Everything a session needs, shared by all of them.
 pub struct Proxy {
     pub config: Arc<ProxyConfig>,
@@ -219,29 +239,27 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             }
         };
         stats.connected_clients.fetch_add(1, Ordering::Relaxed);
-        let guard = proxy.metrics.client_connected();
+        let seat = Seat {
+            registration,
+            _gauge: proxy.metrics.client_connected(),
+            proxy: proxy.clone(),
+        };
         let session_proxy = proxy.clone();
         proxy.workers.spawn_next(async move {
             let proxy = session_proxy;
             match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => {
-                    let handle = registration.handle.clone();
+                    let handle = seat.registration.handle.clone();
                     let client = ClientState::new(handle.clone());
                     // CLIENT KILL: the session is dropped wherever it is,
                     // which closes the client and its backend connections.
                     tokio::select! {
-                        () = session::serve(proxy.clone(), stream, client) => {}
+                        () = session::serve(proxy.clone(), stream, client, seat) => {}
                         () = handle.killed() => {}
                     }
                 }
                 Err(err) => tracing::warn!(%err, "cannot register a client with its worker"),
             }
-            drop(registration);
-            drop(guard);
-            proxy
-                .stats
-                .connected_clients
-                .fetch_sub(1, Ordering::Relaxed);
         });
     }
 }

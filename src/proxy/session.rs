@@ -32,7 +32,6 @@ use crate::metrics::CommandRecorder;
 use crate::resp::resp3::{self, Shape};
 use crate::resp::{Request, RequestDecoder, encode};
 
-use super::Proxy;
 use super::backend::ReplyResult;
 use super::blocking;
 use super::dispatch::{
@@ -47,6 +46,7 @@ use super::router::{Handling, Route, handling, route_with};
 use super::scripts;
 use super::transaction::{Transaction, TxStep};
 use super::wait::{self, Written};
+use super::{Proxy, Seat};
 use super::{fanout, scan};
 
 /// How long a session keeps command metrics to itself before flushing them.
@@ -59,7 +59,7 @@ const METRICS_FLUSH_DELAY: Duration = Duration::from_millis(100);
 type SessionProxy = Arc<Arc<Proxy>>;
 
 /// Serves one client until it disconnects, sends garbage, or quits.
-pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
+pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState, seat: Seat) {
     let proxy: SessionProxy = Arc::new(proxy);
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
@@ -256,6 +256,8 @@ pub async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: ClientState) {
         }
     }
     tx.reset();
+    // The client's place is free before it sees the close.
+    drop(seat);
     let _ = writer.shutdown().await;
 }
 
